@@ -1,0 +1,14 @@
+"""Fine-tuning: trains on the incoming batch only (the lower bound: no memory at all)."""
+from __future__ import annotations
+
+import torch
+
+from .base import Learner
+
+
+class Finetune(Learner):
+    def observe(self, x: torch.Tensor) -> dict[str, float]:
+        # epochs_per_arrival passes over the 64 incoming images, nothing kept afterwards
+        losses = [self.train_pass(x) for _ in range(self.cfg.learner.epochs_per_arrival)]
+        self.arrivals += 1
+        return {"loss": sum(losses) / len(losses)}

@@ -1,0 +1,34 @@
+"""VAE-ELBO-Random (OCM Table 1): a reservoir memory (Vitter's Algorithm R), trained like OCM.
+
+After each arrival the VAE makes ``epochs_per_arrival`` passes over memory + incoming batch
+(shuffled, dynamically binarised, minibatches of 64, remainder dropped); then the batch is offered to
+the reservoir one image at a time, so every image seen so far is kept with p = capacity / n_seen.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..memory import ReservoirMemory
+from .base import Learner
+
+
+class Reservoir(Learner):
+    def __init__(self, cfg, model, generator):
+        super().__init__(cfg, model, generator)
+        self.memory = ReservoirMemory(cfg.memory.capacity, model.x_dim)
+
+    def observe(self, x: torch.Tensor) -> dict[str, float]:
+        data = torch.cat([self.memory.data, x])  # (|M| + B, D)
+        losses = [self.train_pass(data) for _ in range(self.cfg.learner.epochs_per_arrival)]
+        self.memory.add(x, self.generator)
+        self.arrivals += 1
+        return {"loss": sum(losses) / len(losses), "memory": len(self.memory)}
+
+    def memory_sizes(self) -> dict[str, int]:
+        return {"memory": len(self.memory)}
+
+    def extra_state(self) -> dict:
+        return {"memory": self.memory.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.memory.load_state_dict(state["memory"])

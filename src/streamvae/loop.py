@@ -1,0 +1,191 @@
+"""``run(cfg)``: build the stream, model, learner and test sets, then one loop over the stream.
+
+Read it top to bottom: for every arrival the learner observes the images (never labels or tasks),
+the evaluator scores the model at evaluation points (task ends, which only the evaluator knows, or
+every ``eval.every`` arrivals), a checkpoint is written every ``run.checkpoint_every`` arrivals, and
+at the end the final evaluation, ``results.json`` and the PNG grids are written.
+
+Ctrl-C is deferred to the end of the current arrival: a checkpoint is written and the run stops
+cleanly; ``streamvae run --resume DIR`` continues it and gives the same results as an
+uninterrupted run with the same seed.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import config as C
+from .data.streams import Stream
+from .errors import StreamVAEError
+from .evaluation.evaluator import evaluate
+from .learners import LEARNERS
+from .models import build_model
+from .utils import (atomic_write_text, load_checkpoint, read_jsonl, save_checkpoint, save_grid, write_json,
+                    write_jsonl)
+
+
+class Interrupted(StreamVAEError):
+    """Raised after a Ctrl-C once the checkpoint is safely on disk."""
+
+
+def _eval_points(cfg: C.RunConfig, stream: Stream) -> list[int]:
+    """Arrival counts after which the evaluator runs (the last one is the final evaluation)."""
+    n = len(stream)
+    if cfg.eval.every > 0:
+        points = list(range(cfg.eval.every, n, cfg.eval.every))
+    else:
+        points = [t for t in stream.task_ends() if t < n]
+    return sorted(set(points) | {n})
+
+
+def build(cfg: C.RunConfig, data_root: str | None):
+    """Everything a run needs, deterministically from ``cfg.seed``."""
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    stream = Stream(cfg.stream, data_root=data_root, seed=cfg.seed)
+    torch.manual_seed(cfg.seed)  # model initialisation
+    model = build_model(cfg.model, stream.x_dim)
+    generator = torch.Generator().manual_seed(cfg.seed + 1)
+    cls = LEARNERS[cfg.learner.name]
+    if cls.needs_dataset:
+        learner = cls(cfg, model, generator, dataset=stream.training_images())
+    else:
+        learner = cls(cfg, model, generator)
+    return stream, learner
+
+
+def _eval_generator(cfg: C.RunConfig, arrival: int) -> torch.Generator:
+    # independent of training randomness, so evaluation never changes what the learner does
+    return torch.Generator().manual_seed(cfg.seed * 1_000_003 + arrival + 17)
+
+
+def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int, final: bool) -> dict:
+    k = cfg.eval.iw_samples if final else cfg.eval.curve_iw_samples
+    ends = stream.task_ends()
+    tasks_seen = stream.num_tasks if final else int(stream.tasks[min(arrival * cfg.stream.batch_size,
+                                                                      len(stream.tasks)) - 1]) + 1
+    row = {"arrival": arrival, "images_seen": arrival * cfg.stream.batch_size, "final": final,
+           "iw_samples": k, "test_size": int(test.x.shape[0]), "tasks_seen": tasks_seen,
+           "task_ends": ends}
+    row.update(evaluate(learner.components()[0], test, stream.num_tasks, tasks_seen, k,
+                        _eval_generator(cfg, arrival), cfg.eval.chunk_rows))
+    row.update(learner.memory_sizes())
+    row["components"] = len(learner.components())
+    row["steps"] = learner.steps
+    return row
+
+
+def save_grids(cfg: C.RunConfig, learner, stream: Stream, test, run_dir: Path) -> None:
+    shape = stream.shape
+    model = learner.components()[0]
+    g = torch.Generator().manual_seed(cfg.seed + 99)
+    n = cfg.eval.grid
+    save_grid(run_dir / "samples.png", model.sample(n, g), shape)
+    idx = torch.randperm(len(test.x), generator=g)[: n // 2]
+    x = test.x[idx]
+    pairs = torch.stack([x, model.reconstruct(x)], 1).reshape(-1, x.shape[1])  # original, reconstruction
+    save_grid(run_dir / "reconstructions.png", pairs, shape, nrow=16)
+
+
+def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, resume: bool = False) -> dict:
+    """Train on the whole stream (or continue from ``run_dir/checkpoint.pt``) and evaluate."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stream, learner = build(cfg, data_root)
+    n = len(stream)
+    final_test = stream.test_set(cfg.eval, cfg.eval.test_size)
+    curve_size = cfg.eval.curve_test_size or cfg.eval.test_size
+    curve_test = stream.test_set(cfg.eval, curve_size) if curve_size != cfg.eval.test_size else final_test
+    points = set(_eval_points(cfg, stream))
+
+    start, wall_before = 0, 0.0
+    metrics_path = run_dir / "metrics.jsonl"
+    if resume:
+        ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+        learner.load_state_dict(ckpt["learner"])
+        start, wall_before = ckpt["arrival"], ckpt["wall_s"]
+        # drop evaluation lines written after the checkpoint: they will be recomputed identically
+        write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r["arrival"] <= start])
+    else:
+        atomic_write_text(run_dir / "config.yaml", C.to_yaml(cfg))
+        write_jsonl(metrics_path, [])
+
+    def checkpoint(arrival: int, wall: float) -> None:
+        save_checkpoint(run_dir / "checkpoint.pt", {
+            "config": C.to_dict(cfg), "arrival": arrival, "wall_s": wall, "learner": learner.state_dict(),
+            "torch_rng": torch.get_rng_state()})
+
+    stop = {"requested": False}
+
+    def on_sigint(signum, frame):
+        if stop["requested"]:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        stop["requested"] = True
+
+    old_handler = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+    bar = _progress(cfg, start, n)
+    t0 = time.perf_counter()
+    try:
+        for t in range(start, n):
+            batch = stream.batch(t)
+            logs = learner.observe(batch.x)  # images only: labels and tasks stay with the evaluator
+            done = t + 1
+            if done in points and done < n:
+                row = evaluate_point(cfg, learner, stream, curve_test, done, final=False)
+                row["wall_s"] = wall_before + time.perf_counter() - t0
+                _append(metrics_path, row)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.1f}" if isinstance(v, float) else v for k, v in logs.items()})
+            if cfg.checkpoint_every > 0 and done % cfg.checkpoint_every == 0 and done < n:
+                checkpoint(done, wall_before + time.perf_counter() - t0)
+            if stop["requested"]:
+                checkpoint(done, wall_before + time.perf_counter() - t0)
+                raise Interrupted(f"interrupted after arrival {done}/{n}; checkpoint written. "
+                                  f"Continue with: streamvae run --resume {run_dir}")
+    finally:
+        if bar is not None:
+            bar.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+
+    train_wall = wall_before + time.perf_counter() - t0
+    row = evaluate_point(cfg, learner, stream, final_test, n, final=True)
+    row["wall_s"] = train_wall
+    _append(metrics_path, row)
+    checkpoint(n, train_wall)
+    save_grids(cfg, learner, stream, final_test, run_dir)
+    results = final_results(cfg, stream, row, train_wall)
+    write_json(run_dir / "results.json", results)
+    return results
+
+
+def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float) -> dict:
+    keep = {k: v for k, v in row.items() if k not in ("task_ends", "final")}
+    return {"name": cfg.name, "learner": cfg.learner.name, "budget": cfg.budget, "seed": cfg.seed,
+            "datasets": list(cfg.stream.datasets), "order": cfg.stream.order, "arrivals": len(stream),
+            "task_names": stream.task_names, **keep, "train_wall_s": wall}
+
+
+def _append(path: Path, row: dict) -> None:
+    rows = read_jsonl(path) + [row]
+    write_jsonl(path, rows)  # rewrite atomically: a crash never leaves half a line
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _progress(cfg: C.RunConfig, start: int, n: int):
+    if not cfg.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=n, initial=start, desc=f"{cfg.learner.name}", unit="batch", file=sys.stderr,
+                dynamic_ncols=True)

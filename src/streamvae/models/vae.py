@@ -1,0 +1,116 @@
+"""The Burda et al. MLP VAE used by OCM (784-200-200-50, Bernoulli pixels, N(0, I) prior).
+
+OCM spec section 3.1: encoder Dense(784->200, tanh) -> Dense(200->200, tanh) -> mu, log sigma;
+q(z|x) = N(mu, sigma + 1e-6); decoder Dense(50->200, tanh) -> Dense(200->200, ReLU) -> 784 logits.
+The first encoder and first decoder layers can be passed in, so that the components of a mixture
+share them (Dynamic-OCM).
+
+    vae = VAE(ModelConfig())
+    lw = vae.log_weights(x, k=1000)         # (k, B)
+    loss = -vae.elbo(x, samples=50).mean()   # elbo: (B,)
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import Normal
+
+from ..config import ModelConfig
+from .likelihoods import BernoulliImage, GaussianImage
+
+_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "elu": nn.ELU}
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def mlp_layer(n_in: int, n_out: int, activation: str) -> nn.Sequential:
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(_ACTIVATIONS)}")
+    return nn.Sequential(nn.Linear(n_in, n_out), _ACTIVATIONS[activation]())
+
+
+def first_layers(cfg: ModelConfig, x_dim: int) -> tuple[nn.Module, nn.Module]:
+    """The first encoder and first decoder layer (shared between mixture components)."""
+    enc = mlp_layer(x_dim, cfg.encoder_hidden[0], cfg.encoder_activations[0])
+    dec = mlp_layer(cfg.latent, cfg.decoder_hidden[0], cfg.decoder_activations[0])
+    return enc, dec
+
+
+class VAE(nn.Module):
+    """MLP VAE on flattened images ``x: (B, D)`` with pixels in [0, 1]."""
+
+    def __init__(self, cfg: ModelConfig, x_dim: int = 784,
+                 shared: tuple[nn.Module, nn.Module] | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.x_dim = x_dim
+        enc_first, dec_first = shared if shared is not None else first_layers(cfg, x_dim)
+        enc = [enc_first]
+        for i in range(1, len(cfg.encoder_hidden)):
+            enc.append(mlp_layer(cfg.encoder_hidden[i - 1], cfg.encoder_hidden[i], cfg.encoder_activations[i]))
+        self.encoder = nn.Sequential(*enc)
+        self.to_mu = nn.Linear(cfg.encoder_hidden[-1], cfg.latent)
+        self.to_log_std = nn.Linear(cfg.encoder_hidden[-1], cfg.latent)
+        dec = [dec_first]
+        for i in range(1, len(cfg.decoder_hidden)):
+            dec.append(mlp_layer(cfg.decoder_hidden[i - 1], cfg.decoder_hidden[i], cfg.decoder_activations[i]))
+        self.decoder = nn.Sequential(*dec)
+        self.to_x = nn.Linear(cfg.decoder_hidden[-1], x_dim)
+
+    # -- the two halves ------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> Normal:
+        """q(z|x) as a diagonal Normal with loc/scale ``(B, Z)``."""
+        h = self.encoder(x)
+        std = torch.exp(self.to_log_std(h)) + self.cfg.min_std
+        return Normal(self.to_mu(h), std)
+
+    def decode(self, z: torch.Tensor) -> BernoulliImage | GaussianImage:
+        """p(x|z) for ``z: (..., Z)``; its ``log_prob(x)`` is ``(...)``."""
+        out = self.to_x(self.decoder(z))
+        if self.cfg.likelihood == "gaussian":
+            return GaussianImage(out, self.cfg.gaussian_std)
+        return BernoulliImage(out)
+
+    # -- per-sample quantities -----------------------------------------------------------------
+    def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
+                    q: Normal | None = None) -> torch.Tensor:
+        """Importance log-weights ``log p(x|z) + log p(z) - log q(z|x)``, z ~ q: shape ``(k, B)``.
+
+        ``q`` may be passed when the encoder already ran on ``x`` (chunked evaluation over k).
+        """
+        q = self.encode(x) if q is None else q
+        eps = torch.randn((k,) + q.loc.shape, generator=generator, device=x.device, dtype=x.dtype)
+        z = q.loc + q.scale * eps  # (k, B, Z)
+        log_px = self.decode(z).log_prob(x)  # (k, B)
+        log_pz = -0.5 * (z * z).sum(-1) - 0.5 * _LOG_2PI * z.shape[-1]
+        log_qz = (-0.5 * eps * eps - torch.log(q.scale)).sum(-1) - 0.5 * _LOG_2PI * z.shape[-1]
+        return log_px + log_pz - log_qz
+
+    def elbo(self, x: torch.Tensor, samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Monte-Carlo ELBO (mean over ``samples`` draws, sampled KL): ``(B,)``."""
+        return self.log_weights(x, samples, generator).mean(0)
+
+    def iwae(self, x: torch.Tensor, samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Importance-weighted bound with ``samples`` draws: ``(B,)``."""
+        lw = self.log_weights(x, samples, generator)
+        return torch.logsumexp(lw, 0) - math.log(samples)
+
+    def objective(self, x: torch.Tensor, kind: str, samples: int,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """Per-sample training bound (higher is better): ``elbo`` or ``iwae``: ``(B,)``."""
+        if kind == "iwae":
+            return self.iwae(x, samples, generator)
+        return self.elbo(x, samples, generator)
+
+    # -- generation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decoder means of ``n`` draws from the N(0, I) prior: ``(n, D)``."""
+        z = torch.randn((n, self.cfg.latent), generator=generator)
+        return self.decode(z).mean
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder mean at the encoder mean: ``(B, D)``."""
+        return self.decode(self.encode(x).loc).mean
