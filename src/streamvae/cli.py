@@ -71,7 +71,7 @@ def _run(args) -> int:
         run_dir = Path(args.resume)
         if not (run_dir / "checkpoint.pt").exists():
             raise ConfigError(f"{run_dir} has no checkpoint.pt to resume from")
-        cfg = C.load_config(run_dir / "config.yaml", [])
+        cfg = C.load_resolved(run_dir / "config.yaml")
         data_root = args.data_root
         results = run(cfg, run_dir, data_root=data_root, resume=True)
     else:
@@ -103,7 +103,7 @@ def _eval(args) -> int:
     bad = [o for o in args.overrides if not o.startswith("eval.")]
     if bad:
         raise ConfigError(f"streamvae eval accepts only eval.* overrides, got: {', '.join(bad)}")
-    cfg = C.load_config(run_dir / "config.yaml", args.overrides)
+    cfg = C.load_resolved(run_dir / "config.yaml", args.overrides)
     stream, learner = build(cfg, args.data_root)
     learner.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt")["learner"])
     test = stream.test_set(cfg.eval, cfg.eval.test_size)

@@ -317,6 +317,18 @@ def from_dict(d: dict) -> RunConfig:
     return cfg
 
 
+def load_resolved(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a run directory's resolved ``config.yaml`` (budget already applied) plus overrides."""
+    try:
+        cfg = from_dict(yaml.safe_load(Path(path).read_text()) or {})
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing: is this a streamvae run directory?") from None
+    for k, v in (parse_override(o) for o in overrides):
+        cfg = _apply(cfg, k, v)
+    validate(cfg)
+    return cfg
+
+
 __all__ = [
     "RunConfig", "StreamConfig", "ModelConfig", "MemoryConfig", "LearnerConfig", "EvalConfig",
     "load_config", "from_dict", "to_dict", "to_yaml", "valid_keys", "parse_override",

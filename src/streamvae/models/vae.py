@@ -63,7 +63,7 @@ class VAE(nn.Module):
         """q(z|x) as a diagonal Normal with loc/scale ``(B, Z)``."""
         h = self.encoder(x)
         std = torch.exp(self.to_log_std(h)) + self.cfg.min_std
-        return Normal(self.to_mu(h), std)
+        return Normal(self.to_mu(h), std, validate_args=False)
 
     def decode(self, z: torch.Tensor) -> BernoulliImage | GaussianImage:
         """p(x|z) for ``z: (..., Z)``; its ``log_prob(x)`` is ``(...)``."""

@@ -1,0 +1,50 @@
+"""Shared fixtures: a tiny Fashion-MNIST-format data root written in the real IDX format."""
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamvae.data import datasets
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write_idx_gz(path: Path, arr: np.ndarray) -> None:
+    arr = np.asarray(arr, dtype=np.uint8)
+    head = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(head + arr.tobytes()))
+
+
+def make_images(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class-dependent blobs: class c lights a band of rows, so classes (and tasks) differ."""
+    rng = np.random.default_rng(seed)
+    labels = np.tile(np.arange(10), n_per_class)  # interleaved, as in the real files
+    images = rng.integers(0, 40, size=(len(labels), 28, 28))
+    for i, c in enumerate(labels):
+        images[i, 2 * c + 2: 2 * c + 8, 4:24] = rng.integers(180, 256, size=(6, 20))
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+def write_fashion_root(root: Path, n_train: int = 40, n_test: int = 10) -> Path:
+    folder = root / "fashion-mnist"
+    for prefix, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
+        images, labels = make_images(n, seed)
+        _write_idx_gz(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        _write_idx_gz(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+@pytest.fixture()
+def data_root(tmp_path, monkeypatch) -> str:
+    """A data root with 40 training and 10 test images per class; no system or cache fallback."""
+    root = write_fashion_root(tmp_path / "data")
+    monkeypatch.setattr(datasets, "SYSTEM_DIRS", {})
+    monkeypatch.setenv("STREAMVAE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("STREAMVAE_DATA", raising=False)
+    datasets.clear_cache()
+    return str(root)

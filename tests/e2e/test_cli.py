@@ -1,0 +1,156 @@
+"""End to end through ``main(argv)`` on tiny budgets: runs, resumes, evaluation, errors."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from streamvae import loop
+from streamvae.cli import main
+from streamvae.data.streams import Stream
+from streamvae.learners import LEARNERS
+
+from ..conftest import REPO
+
+CFG = str(REPO / "configs/split_fashion/reservoir.yaml")
+SMOKE = ["--set", "budget=smoke", "--set", "stream.samples_per_class=40", "--set", "eval.every=2", "--no-progress"]
+
+
+def run_cli(tmp_path, data_root, name, *extra, cfg=CFG):
+    out = tmp_path / name
+    code = main(["run", cfg, *SMOKE, *extra, "--data-root", data_root, "--out", str(out)])
+    return code, out
+
+
+def comparable(results: dict) -> dict:
+    return {k: v for k, v in results.items() if "wall" not in k}
+
+
+@pytest.mark.parametrize("learner", ["finetune", "reservoir", "iid"])
+def test_each_learner_runs_and_writes_its_results(tmp_path, data_root, learner, capsys):
+    code, out = run_cli(tmp_path, data_root, learner, "--set", f"learner.name={learner}")
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["learner"] == learner and results["arrivals"] == 6
+    assert results["ll_iw20"] < 0 and results["recon_sse"] > 0
+    assert len(results["per_task"]["ll_iw20"]) == 5
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["arrival"] for r in rows] == [2, 4, 6] and rows[-1]["final"]
+    for f in ("config.yaml", "samples.png", "reconstructions.png", "checkpoint.pt"):
+        assert (out / f).exists()
+    assert "| run | learner |" in capsys.readouterr().out
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, data_root, monkeypatch):
+    code, full = run_cli(tmp_path, data_root, "full")
+    assert code == 0
+    real_batch = Stream.batch
+
+    def crash_at_4(self, t):
+        if t == 4:
+            raise RuntimeError("simulated crash")
+        return real_batch(self, t)
+
+    monkeypatch.setattr(Stream, "batch", crash_at_4)
+    with pytest.raises(RuntimeError):
+        run_cli(tmp_path, data_root, "crashed")
+    monkeypatch.setattr(Stream, "batch", real_batch)
+    crashed = tmp_path / "crashed"
+    assert torch.load(crashed / "checkpoint.pt", weights_only=False)["arrival"] == 4
+    assert main(["run", "--resume", str(crashed), "--data-root", data_root]) == 0
+    a = json.loads((full / "results.json").read_text())
+    b = json.loads((crashed / "results.json").read_text())
+    assert comparable(a) == comparable(b)
+    strip = lambda p: [comparable(json.loads(x)) for x in p.read_text().splitlines()]  # noqa: E731
+    assert strip(full / "metrics.jsonl") == strip(crashed / "metrics.jsonl")
+
+
+def test_ctrl_c_checkpoints_cleanly_and_resumes_identically(tmp_path, data_root, monkeypatch):
+    code, full = run_cli(tmp_path, data_root, "full", "--set", "checkpoint_every=0")
+    assert code == 0
+    real = LEARNERS["reservoir"].observe
+
+    def observe_with_ctrl_c(self, x):
+        if self.arrivals == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-arrival; the loop finishes the arrival first
+        return real(self, x)
+
+    monkeypatch.setattr(LEARNERS["reservoir"], "observe", observe_with_ctrl_c)
+    code, out = run_cli(tmp_path, data_root, "interrupted", "--set", "checkpoint_every=0")
+    assert code == 130 and not (out / "results.json").exists()
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["arrival"] == 3
+    monkeypatch.setattr(LEARNERS["reservoir"], "observe", real)
+    assert main(["run", "--resume", str(out), "--data-root", data_root]) == 0
+    assert comparable(json.loads((full / "results.json").read_text())) == \
+        comparable(json.loads((out / "results.json").read_text()))
+
+
+def test_the_learner_never_receives_labels_or_tasks(tmp_path, data_root, monkeypatch):
+    seen = []
+    real = LEARNERS["reservoir"].observe
+
+    def spy(self, *args, **kwargs):
+        seen.append((args, kwargs))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LEARNERS["reservoir"], "observe", spy)
+    code, _ = run_cli(tmp_path, data_root, "spy")
+    assert code == 0 and len(seen) == 6
+    stream = Stream(loop.C.load_config(CFG, ["budget=smoke", "stream.samples_per_class=40"]).stream, data_root)
+    for t, (args, kwargs) in enumerate(seen):
+        assert kwargs == {} and len(args) == 1  # images only: no y, no task, no boundary flag
+        assert torch.equal(args[0], stream.batch(t).x)
+
+
+def test_eval_command_rescores_a_finished_run(tmp_path, data_root):
+    code, out = run_cli(tmp_path, data_root, "done")
+    assert main(["eval", str(out), "--set", "eval.iw_samples=30", "--data-root", data_root]) == 0
+    assert "ll_iw30" in json.loads((out / "eval.json").read_text())
+
+
+def test_bad_input_exits_non_zero_with_one_clear_line(tmp_path, data_root, capsys):
+    assert main(["run", CFG, "--set", "learner.epochz=3", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown config key 'learner.epochz'" in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "x").exists()  # nothing half-written
+    assert main(["run", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "no checkpoint.pt" in capsys.readouterr().err
+    empty = tmp_path / "empty-root"
+    empty.mkdir()
+    assert main(["run", CFG, *SMOKE, "--data-root", str(empty), "--out", str(tmp_path / "y")]) == 2
+    assert "fashion" in capsys.readouterr().err.lower()
+
+
+def test_corrupt_dataset_file_is_a_clear_error(tmp_path, data_root, capsys):
+    f = os.path.join(data_root, "fashion-mnist", "train-images-idx3-ubyte.gz")
+    with open(f, "r+b") as fh:
+        data = fh.read()
+    with open(f, "wb") as fh:
+        fh.write(data[: len(data) // 2])  # truncated download
+    from streamvae.data import datasets
+    datasets.clear_cache()
+    code, out = run_cli(tmp_path, data_root, "corrupt")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "train-images-idx3-ubyte.gz" in err
+    assert not (out / "results.json").exists()
+
+
+def test_nan_loss_is_reported(tmp_path, data_root, capsys):
+    code, out = run_cli(tmp_path, data_root, "nan", "--set", "learner.lr=1e30")
+    assert code == 2 and "non-finite loss" in capsys.readouterr().err
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path, data_root, capsys):
+    assert run_cli(tmp_path, data_root, "once")[0] == 0
+    assert run_cli(tmp_path, data_root, "once")[0] == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_data_list_shows_every_dataset(data_root, capsys):
+    assert main(["data", "list", "--data-root", data_root]) == 0
+    out = capsys.readouterr().out
+    assert "fashion" in out and "mnist" in out and "cifar10" in out

@@ -1,0 +1,56 @@
+"""Streams: the orders of the papers, dropped remainders, seeded reproducibility, test binarisation."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from streamvae.config import EvalConfig, StreamConfig
+from streamvae.data.streams import Stream
+
+
+def test_class_order_is_sorted_with_original_order_inside_a_class(data_root):
+    s = Stream(StreamConfig(order="class-order", batch_size=64), data_root)
+    assert (np.diff(s.labels) >= 0).all()
+    assert len(s) == 400 // 64 and s.batch(0).x.shape == (64, 784)  # 400 images: remainder 16 dropped
+    order = s._parts[0][1]  # indices into the original file
+    for c in range(10):
+        assert (np.diff(order[s.labels == c]) > 0).all()  # original order inside a class
+    assert s.task_ends()[-1] == len(s) and all(isinstance(t, int) for t in s.task_ends())
+    x = s.batch(0).x
+    assert float(x.min()) >= 0 and float(x.max()) <= 1
+
+
+def test_pairs_order_groups_two_classes_and_shuffles_only_inside_tasks(data_root):
+    plain = Stream(StreamConfig(order="pairs", batch_size=8), data_root)
+    assert (np.diff(plain.labels // 2) >= 0).all()
+    assert set(plain.labels[:80]) == {0, 1} and plain.labels[0] == 0 and plain.labels[1] == 1  # original interleaving
+    a = Stream(StreamConfig(order="pairs", shuffle_within_task=True, batch_size=8), data_root, seed=4)
+    b = Stream(StreamConfig(order="pairs", shuffle_within_task=True, batch_size=8), data_root, seed=4)
+    c = Stream(StreamConfig(order="pairs", shuffle_within_task=True, batch_size=8), data_root, seed=5)
+    assert np.array_equal(a.labels, b.labels) and torch.equal(a.batch(3).x, b.batch(3).x)
+    assert (np.diff(a.labels // 2) >= 0).all() and not np.array_equal(a.labels, c.labels)
+    assert a.num_tasks == 5 and a.task_names[0] == "fashion:0+1"
+
+
+def test_concatenated_datasets_and_dataset_tasks(data_root):
+    s = Stream(StreamConfig(datasets=("fashion", "fashion"), tasks="dataset", batch_size=50), data_root)
+    assert s.num_tasks == 2 and len(s) == 800 // 50 and s.task_ends() == [8, 16]
+    test = s.test_set(EvalConfig())
+    assert len(test.x) == 200 and set(test.task.tolist()) == {0, 1}
+
+
+def test_max_batches_and_samples_per_class(data_root):
+    s = Stream(StreamConfig(samples_per_class=5, max_batches=3, batch_size=10), data_root)
+    assert len(s) == 3 and len(s.labels) == 50
+
+
+def test_test_set_is_binarised_once_with_a_fixed_seed(data_root):
+    s = Stream(StreamConfig(), data_root)
+    t1, t2 = s.test_set(EvalConfig()), s.test_set(EvalConfig())
+    assert torch.equal(t1.x, t2.x) and set(t1.x.unique().tolist()) <= {0.0, 1.0}
+    sub = s.test_set(EvalConfig(), size=30)
+    assert len(sub.x) == 30
+    full_rows = {tuple(r) for r in t1.x.int().tolist()}
+    assert all(tuple(r) in full_rows for r in sub.x.int().tolist())  # a subset sees the same binarisation
+    grey = Stream(StreamConfig(binarize=False), data_root).test_set(EvalConfig())
+    assert len(grey.x.unique()) > 2
