@@ -108,7 +108,7 @@ def _eval(args) -> int:
     learner.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt")["learner"])
     test = stream.test_set(cfg.eval, cfg.eval.test_size)
     g = torch.Generator().manual_seed(cfg.seed + 12345)
-    row = evaluate(learner.components()[0], test, stream.num_tasks, stream.num_tasks, cfg.eval.iw_samples, g,
+    row = evaluate(learner.components(), test, stream.num_tasks, stream.num_tasks, cfg.eval.iw_samples, g,
                    cfg.eval.chunk_rows)
     row.update({"learner": cfg.learner.name, "budget": cfg.budget, "name": cfg.name,
                 "iw_samples": cfg.eval.iw_samples, "test_size": int(test.x.shape[0]), **learner.memory_sizes()})

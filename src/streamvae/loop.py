@@ -48,9 +48,9 @@ def build(cfg: C.RunConfig, data_root: str | None):
         torch.set_num_threads(cfg.threads)
     stream = Stream(cfg.stream, data_root=data_root, seed=cfg.seed)
     torch.manual_seed(cfg.seed)  # model initialisation
-    model = build_model(cfg.model, stream.x_dim)
-    generator = torch.Generator().manual_seed(cfg.seed + 1)
     cls = LEARNERS[cfg.learner.name]
+    model = build_model(cfg.model, stream.x_dim, mixture=cls.uses_mixture, seed=cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed + 1)
     if cls.needs_dataset:
         learner = cls(cfg, model, generator, dataset=stream.training_images())
     else:
@@ -71,7 +71,7 @@ def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int
     row = {"arrival": arrival, "images_seen": arrival * cfg.stream.batch_size, "final": final,
            "iw_samples": k, "test_size": int(test.x.shape[0]), "tasks_seen": tasks_seen,
            "task_ends": ends}
-    row.update(evaluate(learner.components()[0], test, stream.num_tasks, tasks_seen, k,
+    row.update(evaluate(learner.components(), test, stream.num_tasks, tasks_seen, k,
                         _eval_generator(cfg, arrival), cfg.eval.chunk_rows))
     row.update(learner.memory_sizes())
     row["components"] = len(learner.components())
@@ -80,14 +80,20 @@ def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int
 
 
 def save_grids(cfg: C.RunConfig, learner, stream: Stream, test, run_dir: Path) -> None:
+    """samples.png (one block of rows per component), reconstructions.png (original | reconstruction)."""
     shape = stream.shape
-    model = learner.components()[0]
+    components = learner.components()
     g = torch.Generator().manual_seed(cfg.seed + 99)
     n = cfg.eval.grid
-    save_grid(run_dir / "samples.png", model.sample(n, g), shape)
+    per = max(8, n // len(components)) if len(components) > 1 else n
+    samples = torch.cat([c.sample(per, g) for c in components])
+    save_grid(run_dir / "samples.png", samples, shape, nrow=8 if len(components) > 1 else None)
     idx = torch.randperm(len(test.x), generator=g)[: n // 2]
     x = test.x[idx]
-    pairs = torch.stack([x, model.reconstruct(x)], 1).reshape(-1, x.shape[1])  # original, reconstruction
+    with torch.no_grad():  # the component that explains each image best (by its ELBO) reconstructs it
+        best = torch.stack([c.elbo(x, 10, g) for c in components]).argmax(0)
+    recon = torch.stack([components[int(j)].reconstruct(x[i:i + 1])[0] for i, j in enumerate(best)])
+    pairs = torch.stack([x, recon], 1).reshape(-1, x.shape[1])  # original, reconstruction
     save_grid(run_dir / "reconstructions.png", pairs, shape, nrow=16)
 
 
@@ -159,6 +165,8 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
     _append(metrics_path, row)
     checkpoint(n, train_wall)
     save_grids(cfg, learner, stream, final_test, run_dir)
+    if getattr(learner, "log", None) is not None:  # per-event log of memory learners (sizes, R, expansions)
+        write_jsonl(run_dir / "events.jsonl", learner.log)
     results = final_results(cfg, stream, row, train_wall)
     write_json(run_dir / "results.json", results)
     return results

@@ -4,12 +4,15 @@ from __future__ import annotations
 from .base import Learner
 from .finetune import Finetune
 from .iid import IID
+from .ocm import OCM, DynamicOCM
 from .reservoir import Reservoir
 
 LEARNERS: dict[str, type[Learner]] = {
     "finetune": Finetune,
     "reservoir": Reservoir,
     "iid": IID,
+    "ocm": OCM,
+    "dynamic-ocm": DynamicOCM,
 }
 
 __all__ = ["LEARNERS", "Learner"]

@@ -16,6 +16,7 @@ from ..errors import TrainingError
 
 class Learner:
     needs_dataset = False  # True only for the offline iid bound, which reads the whole training set
+    uses_mixture = False  # True: the loop builds a (growable) MixtureVAE instead of a single VAE
 
     def __init__(self, cfg: RunConfig, model: torch.nn.Module, generator: torch.Generator):
         self.cfg = cfg

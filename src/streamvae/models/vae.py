@@ -14,14 +14,16 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Normal
 
 from ..config import ModelConfig
-from .likelihoods import BernoulliImage, GaussianImage
+from .likelihoods import BernoulliImage, GaussianImage, softplus_sum
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "elu": nn.ELU}
 _LOG_2PI = math.log(2 * math.pi)
+_BLOCK_ROWS = 4096  # decoder rows per block in log_weights without autograd (fits in L2/L3)
 
 
 def mlp_layer(n_in: int, n_out: int, activation: str) -> nn.Sequential:
@@ -78,14 +80,37 @@ class VAE(nn.Module):
         """Importance log-weights ``log p(x|z) + log p(z) - log q(z|x)``, z ~ q: shape ``(k, B)``.
 
         ``q`` may be passed when the encoder already ran on ``x`` (chunked evaluation over k).
+        Without autograd, the decoder runs on blocks of about ``_BLOCK_ROWS`` rows (k x images) so
+        that its activations stay in cache; the draws and the result do not depend on the blocking.
         """
         q = self.encode(x) if q is None else q
         eps = torch.randn((k,) + q.loc.shape, generator=generator, device=x.device, dtype=x.dtype)
-        z = q.loc + q.scale * eps  # (k, B, Z)
-        log_px = self.decode(z).log_prob(x)  # (k, B)
-        log_pz = -0.5 * (z * z).sum(-1) - 0.5 * _LOG_2PI * z.shape[-1]
-        log_qz = (-0.5 * eps * eps - torch.log(q.scale)).sum(-1) - 0.5 * _LOG_2PI * z.shape[-1]
-        return log_px + log_pz - log_qz
+        # log p(z) - log q(z|x) with z = mu + sigma * eps: the 2 pi terms cancel, and
+        # log q(z|x) = sum(-eps^2 / 2 - log sigma) - const needs no division by sigma
+        log_sigma = torch.log(q.scale).sum(-1)  # (B,)
+        b = q.loc.shape[0] if q.loc.dim() > 1 else 1
+        if torch.is_grad_enabled() or k * b <= 2 * _BLOCK_ROWS:
+            return self._log_weights(x, eps, q.loc, q.scale, log_sigma)
+        out = torch.empty(eps.shape[:-1], dtype=eps.dtype, device=eps.device)
+        step = max(1, _BLOCK_ROWS // b)
+        for j in range(0, k, step):
+            out[j:j + step] = self._log_weights(x, eps[j:j + step], q.loc, q.scale, log_sigma)
+        return out
+
+    def _log_weights(self, x, eps, loc, scale, log_sigma):
+        z = torch.addcmul(loc, scale, eps)  # (kk, B, Z)
+        log_pz_minus_qz = (eps * eps - z * z).sum(-1).mul_(0.5) + log_sigma
+        return self._log_px(z, x) + log_pz_minus_qz
+
+    def _log_px(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``self.decode(z).log_prob(x)``; for Bernoulli pixels the last layer is folded in."""
+        if self.cfg.likelihood == "gaussian" or type(self).decode is not VAE.decode:
+            return self.decode(z).log_prob(x)
+        # sum_d x_d l_d with l = W h + b equals h . (W^T x) + x . b: no (rows x D) product needed
+        h = self.decoder(z)
+        w, bias = self.to_x.weight, self.to_x.bias
+        x_term = (h * (x @ w)).sum(-1) + x @ bias
+        return x_term - softplus_sum(F.linear(h, w, bias))
 
     def elbo(self, x: torch.Tensor, samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """Monte-Carlo ELBO (mean over ``samples`` draws, sampled KL): ``(B,)``."""

@@ -1,0 +1,128 @@
+"""OCM and Dynamic-OCM: Online Cooperative Memorization (Ye & Bors, ECCV 2022; OCM spec sections 2-4).
+
+Per arrival (``observe``):
+  1. the batch enters the short-term memory (STM); an empty long-term memory (LTM) takes it too;
+  2. ``epochs_per_arrival`` passes over bin(STM) + bin(LTM) train the newest component
+     (``elbo`` or ``iwae`` objective with ``elbo_samples`` draws; Adam lr 1e-4, beta1 0.5);
+  3. when the STM holds more than ``stm_capacity`` images, a selection event runs:
+     a. features = encoder means of freshly binarised images, concatenated over components;
+        every STM sample is scored by its mean kernel similarity to the whole LTM;
+     b. Dynamic-OCM only: R = mean over STM + LTM (grey images) of the mean over components of the
+        k-sample IW bound; if |R - R_last| > lambda2 and K < K_max, a component is added, the shared
+        layers and older components are frozen, the LTM is wiped and the optimiser covers only the
+        newest component; R_last is updated every test (or only on expansion, an option);
+     c. up to ``max_per_event`` STM samples move to the LTM (released rule: highest scores above
+        lambda1, which is 1.0 at the first event and 0.35 after), unless the LTM is at its cap;
+     d. the STM is emptied.
+
+``ocm`` is the single VAE (the mixture never grows); ``dynamic-ocm`` grows it.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..data.streams import binarize
+from ..memory import SELECTIONS, LongTermMemory, ShortTermMemory, similarity_scores
+from .base import Learner
+
+
+class OCM(Learner):
+    uses_mixture = True
+    dynamic = False  # DynamicOCM below grows the mixture
+
+    def __init__(self, cfg, model, generator):
+        super().__init__(cfg, model, generator)
+        m = cfg.memory
+        self.stm = ShortTermMemory(m.stm_capacity, model.x_dim)
+        self.ltm = LongTermMemory(m.ltm_capacity, model.x_dim)
+        self.rule = SELECTIONS[m.select](m.max_per_event)
+        self.events = 0  # selection events so far
+        self.events_since_test = 0  # for the cross-domain schedule (test every ``expansion_every`` events)
+        self.r_last: float | None = None
+        self.log: list[dict] = []  # one entry per selection event (sizes, R, expansions)
+
+    def observe(self, x: torch.Tensor) -> dict[str, float]:
+        c, m = self.cfg.learner, self.cfg.memory
+        # 1. memories take the batch
+        self.stm.add(x)
+        if len(self.ltm) == 0:
+            self.ltm.add(x)
+        # 2. train the newest component on STM + LTM
+        data = torch.cat([self.stm.data, self.ltm.data])
+        losses = [self.train_pass(data, self.model.newest) for _ in range(c.epochs_per_arrival)]
+        self.arrivals += 1
+        logs = {"loss": sum(losses) / len(losses), "stm": len(self.stm), "ltm": len(self.ltm), "K": len(self.model)}
+        # 3. selection event
+        if self.stm.full():
+            event = {"arrival": self.arrivals, "event": self.events}
+            threshold = m.lambda1_first if self.events == 0 else m.lambda1
+            # a. scores from features of freshly binarised images
+            f_stm = self.model.features(self._bin(self.stm.data))
+            f_ltm = self.model.features(self._bin(self.ltm.data))
+            scores = similarity_scores(f_stm, f_ltm, m.sigma, m.kernel)
+            chosen = self.rule.select(scores, threshold)
+            # b. expansion test (Dynamic-OCM)
+            if self.dynamic:
+                self.events_since_test += 1
+                if self.events_since_test >= c.expansion_every:
+                    self.events_since_test = 0
+                    r = self.memory_bound(torch.cat([self.stm.data, self.ltm.data]))
+                    expand = (self.r_last is not None and abs(r - self.r_last) > c.expansion_threshold
+                              and len(self.model) < c.max_components)
+                    event.update({"R": r, "R_last": self.r_last, "expanded": expand})
+                    if expand:
+                        self.model.add_component()  # freezes the shared layers and older components
+                        self.optimizer = self.make_optimizer(self.model.trainable_parameters())
+                        self.ltm.clear()
+                    if self.r_last is None or expand or c.r_last_update == "every-event":
+                        self.r_last = r
+            # c. move the chosen STM samples to the LTM, d. flush the STM
+            event["moved"] = self.ltm.add(self.stm.data[chosen])
+            event.update({"ltm": len(self.ltm), "K": len(self.model), "max_score": float(scores.max())})
+            self.stm.clear()
+            self.events += 1
+            self.log.append(event)
+            logs.update({"ltm": len(self.ltm), "K": len(self.model)})
+        return logs
+
+    def _bin(self, x: torch.Tensor) -> torch.Tensor:
+        return binarize(x, self.generator) if self.cfg.stream.binarize else x
+
+    @torch.no_grad()
+    def memory_bound(self, x: torch.Tensor) -> float:
+        """R: mean over images (grey, as released) of the mean over components of the k-sample bound."""
+        from ..evaluation.likelihood import iw_log_likelihood
+
+        k = self.cfg.learner.expansion_samples
+        per_component = [iw_log_likelihood(comp, x, k, self.generator, self.cfg.eval.chunk_rows)
+                         for comp in self.model.components]
+        return float(torch.stack(per_component).mean())
+
+    # -- what the loop and the evaluator ask ---------------------------------------------------
+    def memory_sizes(self) -> dict[str, int]:
+        return {"stm": len(self.stm), "ltm": len(self.ltm), "memory": len(self.stm) + len(self.ltm)}
+
+    def components(self) -> list[torch.nn.Module]:
+        return list(self.model.components)
+
+    def extra_state(self) -> dict:
+        return {"stm": self.stm.state_dict(), "ltm": self.ltm.state_dict(), "events": self.events,
+                "events_since_test": self.events_since_test, "r_last": self.r_last, "log": self.log,
+                "n_components": len(self.model), "frozen": self.model.frozen_components()}
+
+    def load_state_dict(self, state: dict) -> None:
+        # rebuild the structure first (components, frozen set, optimiser over the newest component)
+        self.model.grow_to(state["extra"]["n_components"])
+        if len(self.model) > 1:
+            self.optimizer = self.make_optimizer(self.model.trainable_parameters())
+        super().load_state_dict(state)
+
+    def load_extra_state(self, state: dict) -> None:
+        self.stm.load_state_dict(state["stm"])
+        self.ltm.load_state_dict(state["ltm"])
+        self.events, self.events_since_test = state["events"], state["events_since_test"]
+        self.r_last, self.log = state["r_last"], list(state["log"])
+
+
+class DynamicOCM(OCM):
+    dynamic = True

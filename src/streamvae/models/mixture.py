@@ -1,0 +1,69 @@
+"""MixtureVAE: Dynamic-OCM's growing mixture of VAEs (OCM spec section 4.1).
+
+Every component is a :class:`VAE` whose first encoder layer and first decoder layer are shared by
+all components. Component 1 trains everything; ``add_component()`` freezes the shared layers and
+every earlier component, so that only the newest component's own layers train from then on.
+
+    mix = MixtureVAE(ModelConfig(), x_dim=784, seed=0)
+    new = mix.add_component()          # returns the new VAE; older parameters get requires_grad=False
+    lw = mix.log_weights_all(x, k)     # (K, k, B)
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from .vae import VAE, first_layers
+
+
+class MixtureVAE(nn.Module):
+    def __init__(self, cfg: ModelConfig, x_dim: int = 784, seed: int = 0):
+        super().__init__()
+        self.cfg = cfg
+        self.x_dim = x_dim
+        self.seed = seed  # new components are initialised from (seed, index): resumable and reproducible
+        enc_first, dec_first = first_layers(cfg, x_dim)
+        self.shared = nn.ModuleDict({"encoder": enc_first, "decoder": dec_first})
+        self.components = nn.ModuleList([VAE(cfg, x_dim, shared=(enc_first, dec_first))])
+
+    def __len__(self) -> int:
+        return len(self.components)
+
+    @property
+    def newest(self) -> VAE:
+        return self.components[-1]
+
+    def add_component(self) -> VAE:
+        """Freeze the shared layers and all components, then append a freshly initialised one."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1009 + len(self.components))
+            new = VAE(self.cfg, self.x_dim, shared=(self.shared["encoder"], self.shared["decoder"]))
+        # the shared layers are the same module objects: keep them frozen inside the new component too
+        for p in self.shared.parameters():
+            p.requires_grad_(False)
+        self.components.append(new)
+        return new
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def frozen_components(self) -> list[int]:
+        return [i for i, c in enumerate(self.components)
+                if not any(p.requires_grad for n, p in c.named_parameters() if not n.startswith(("encoder.0", "decoder.0")))]
+
+    def grow_to(self, n: int) -> None:
+        """Rebuild the structure of a checkpoint with ``n`` components (before ``load_state_dict``)."""
+        while len(self.components) < n:
+            self.add_component()
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder means concatenated over components: ``(B, Z * K)`` (OCM's selection features)."""
+        return torch.cat([c.encode(x).loc for c in self.components], dim=1)
+
+    def log_weights_all(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Importance log-weights of every component: ``(K, k, B)``."""
+        return torch.stack([c.log_weights(x, k, generator) for c in self.components])
