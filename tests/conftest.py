@@ -30,10 +30,32 @@ def make_images(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images.astype(np.uint8), labels.astype(np.uint8)
 
 
-def write_fashion_root(root: Path, n_train: int = 40, n_test: int = 10) -> Path:
-    folder = root / "fashion-mnist"
+def make_domain_images(n_per_class: int, seed: int, domain: int) -> tuple[np.ndarray, np.ndarray]:
+    """Domain 0: one random binary template with 3% of pixels flipped per image (easy to learn).
+    Domain 1: uniform binary noise (about -543 nats at best), so a switch moves the likelihood a lot."""
+    template = np.random.default_rng(1000).random((28, 28)) < 0.5
+    rng = np.random.default_rng(seed)
+    labels = np.tile(np.arange(10), n_per_class)
+    flips = rng.random((len(labels), 28, 28)) < (0.03 if domain == 0 else 0.5)
+    return ((template ^ flips) * 255).astype(np.uint8), labels.astype(np.uint8)
+
+
+def write_domain_root(root: Path, folder_name: str, domain: int, n_train: int = 40, n_test: int = 10) -> Path:
+    for prefix, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
+        images, labels = make_domain_images(n, seed, domain)
+        _write_idx_gz(root / folder_name / f"{prefix}-images-idx3-ubyte.gz", images)
+        _write_idx_gz(root / folder_name / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+def write_fashion_root(root: Path, n_train: int = 40, n_test: int = 10, folder_name: str = "fashion-mnist",
+                       invert: bool = False) -> Path:
+    """IDX files in ``root/folder_name``; ``invert`` makes a second, clearly different domain."""
+    folder = root / folder_name
     for prefix, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
         images, labels = make_images(n, seed)
+        if invert:
+            images = 255 - images
         _write_idx_gz(folder / f"{prefix}-images-idx3-ubyte.gz", images)
         _write_idx_gz(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
     return root
