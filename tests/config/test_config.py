@@ -56,3 +56,14 @@ def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
     assert isinstance(load_config(None), RunConfig)
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").rglob("*.yaml")))
+def test_every_shipped_config_loads_at_every_budget_it_names(path):
+    import yaml
+
+    budgets = yaml.safe_load((REPO / path).read_text()).get("budgets", {})
+    assert {"paper", "fast", "smoke"} <= set(budgets), f"{path} must define paper, fast and smoke budgets"
+    for budget in budgets:
+        cfg = load_config(REPO / path, [f"budget={budget}"])
+        assert cfg.budget == budget
