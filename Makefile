@@ -4,9 +4,9 @@
 setup:
 	bash scripts/setup.sh
 
-# Split Fashion-MNIST, whole stream, `demo` budget (a few minutes on 2 cores), then a results table.
+# Dynamic-OCM on the whole Split Fashion-MNIST stream, `demo` budget (a few minutes on 2 cores), then a results table.
 demo: setup
-	.venv/bin/streamvae run configs/split_fashion/reservoir.yaml --set budget=demo --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+	.venv/bin/streamvae run configs/split_fashion/dynamic-ocm.yaml --set budget=demo --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: setup
 	.venv/bin/python -m pytest -q
