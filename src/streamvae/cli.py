@@ -1,9 +1,11 @@
-"""Command line: ``streamvae run|eval|data``. ``main(argv)`` is what tests call.
+"""Command line: ``streamvae run|eval|data|report|compare``. ``main(argv)`` is what tests call.
 
     streamvae run CONFIG [--set key=value ...] [--out DIR] [--data-root DIR]
     streamvae run --resume RUN_DIR
     streamvae eval RUN_DIR [--set eval.iw_samples=5000]
     streamvae data list [--data-root DIR]
+    streamvae report RUN_DIR [RUN_DIR ...] [--out DIR]
+    streamvae compare RUN_DIR [RUN_DIR ...] [--csv FILE]
 
 Errors print one line to stderr and exit non-zero; ``--debug`` shows the traceback.
 """
@@ -31,12 +33,22 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data-root", help="folder with one sub-folder per dataset (or STREAMVAE_DATA)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--tensorboard", action="store_true",
+                   help="also log scalars and grids to RUN_DIR/tensorboard (needs: pip install tensorboard)")
 
     e = sub.add_parser("eval", help="evaluate a finished run's final checkpoint again")
     e.add_argument("run_dir")
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="eval.* overrides, e.g. --set eval.iw_samples=5000")
     e.add_argument("--data-root")
+
+    rep = sub.add_parser("report", help="an HTML + Markdown report (tables, plots, grids) of run directories")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    rep.add_argument("--out", help="output folder (default: RUN_DIR/report for one run, ./report for several)")
+
+    cmp = sub.add_parser("compare", help="runs side by side with the published numbers (OCM Table 1's shape)")
+    cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    cmp.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
 
     d = sub.add_parser("data", help="datasets")
     d.add_argument("action", choices=["list"])
@@ -51,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "compare":
+            return _compare(args)
         return _data(args)
     except StreamVAEError as err:
         if args.debug:
@@ -80,7 +96,13 @@ def _run(args) -> int:
         overrides = list(args.overrides)
         if args.no_progress:
             overrides.append("progress=False")
+        if args.tensorboard:
+            overrides.append("tensorboard=True")
         cfg = C.load_config(args.config, overrides)
+        if cfg.tensorboard:  # fail before anything is written when the optional package is missing
+            from .live import require_tensorboard
+
+            require_tensorboard()
         run_dir = Path(args.out) if args.out else Path(cfg.out_dir) / f"{cfg.name}-{cfg.budget}-s{cfg.seed}"
         if (run_dir / "results.json").exists() or (run_dir / "checkpoint.pt").exists():
             raise ConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
@@ -110,10 +132,40 @@ def _eval(args) -> int:
     g = torch.Generator().manual_seed(cfg.seed + 12345)
     row = evaluate(learner.components(), test, stream.num_tasks, stream.num_tasks, cfg.eval.iw_samples, g,
                    cfg.eval.chunk_rows)
+    if cfg.eval.fid:  # FID / IS with the dataset's feature classifier (cached)
+        from .evaluation.evaluator import evaluate_generation
+        from .evaluation.fid import feature_classifier
+
+        classifier, info = feature_classifier(cfg.stream.datasets, args.data_root, cfg.eval)
+        row.update(evaluate_generation(learner.components(), stream.test_set(cfg.eval, 0), stream.num_tasks,
+                                       cfg.eval, stream.shape, classifier, info, g))
     row.update({"learner": cfg.learner.name, "budget": cfg.budget, "name": cfg.name,
                 "iw_samples": cfg.eval.iw_samples, "test_size": int(test.x.shape[0]), **learner.memory_sizes()})
     write_json(run_dir / "eval.json", row)
     print(results_table([row]))
+    return 0
+
+
+def _report(args) -> int:
+    from .report import write_report
+
+    out = Path(args.out) if args.out else (Path(args.run_dirs[0]) / "report" if len(args.run_dirs) == 1
+                                            else Path("report"))
+    html_path, md_path = write_report(args.run_dirs, out)
+    print(f"report: {html_path} (self-contained)  {md_path} (with its PNG files)")
+    return 0
+
+
+def _compare(args) -> int:
+    from .report import load_runs, to_csv, to_markdown
+    from .report.tables import compare_csv_rows, compare_tables
+
+    runs = load_runs(args.run_dirs)
+    for title, (header, rows) in compare_tables(runs):
+        print(f"### {title}\n\n{to_markdown(header, rows)}\n")
+    if args.csv:
+        to_csv(*compare_csv_rows(runs), path=args.csv)
+        print(f"csv: {args.csv}")
     return 0
 
 

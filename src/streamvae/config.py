@@ -49,6 +49,10 @@ class ModelConfig:
     likelihood: str = "bernoulli"  # bernoulli | gaussian
     gaussian_std: float = 0.7071067811865476  # gaussian likelihood: fixed std per pixel
     min_std: float = 1e-6  # added to the encoder std (released code: sigma + 1e-6)
+    # vaegan (DEMC's encoder + generator + WGAN critic; the image shape comes from the stream)
+    width: float = 1.0  # vaegan: multiplier on every hidden width (1.0 = the released networks)
+    init_std: float = 0.02  # vaegan: std of the N(0, s) weight init (DCGAN ops.py); 0 = PyTorch defaults
+    generation_prior: str = "uniform"  # vaegan: z for sampling: uniform U(-1,1) (released) | normal N(0,I)
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,23 @@ class MemoryConfig:
     lambda1: float = 0.35  # selection threshold afterwards
     max_per_event: int = 14  # at most this many STM samples move to the LTM per event
     select: str = "similar"  # similar (released: highest scores above lambda1) | diverse (lowest, below)
+    # DEMC (temporary memory + memory clusters); used by the demc learner
+    temp_capacity: int = 1000  # images kept in the temporary memory after training (1064 while training)
+    temp_policy: str = "truncate"  # truncate (released: append, then keep a random capacity) | reservoir
+    duplicate_first_batch: bool = False  # released quirk: the first batch enters the temporary memory twice
+    cluster_size: int = 64  # images per memory cluster
+    cluster_select: str = "low-error"  # which temporary images form a cluster: low-error (released) | high-error | random
+    novelty_threshold: float = 5.0  # lambda: expand when the aggregated novelty exceeds it (mean KL per latent dim, nats)
+    novelty_agg: str = "max"  # over clusters: max (released: far from at least one) | min (paper: far from all)
+    novelty_kl: str = "one-sided"  # one-sided KL(cluster || batch) (released "JS") | symmetric (mean of both KLs)
+    refresh_stats: bool = False  # re-encode every cluster's images at each novelty check (released: never)
+    novelty_bn: str = "eval"  # BatchNorm for descriptors: eval (running stats) | batch (released: the batch's own)
+    max_clusters: int = 0  # 0 = unbounded (released); else no expansion once this many clusters exist
 
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    name: str = "reservoir"  # finetune | reservoir | iid | ocm | dynamic-ocm
+    name: str = "reservoir"  # finetune | reservoir | iid | ocm | dynamic-ocm | demc | reservoir-vaegan | finetune-vaegan
     epochs_per_arrival: int = 100  # passes over (memory + incoming batch) after each arrival
     minibatch: int = 64  # images per Adam step; the remainder of a pass is dropped
     elbo_samples: int = 50  # Monte-Carlo samples of z per image in the training objective
@@ -81,6 +97,21 @@ class LearnerConfig:
     expansion_samples: int = 1000  # k of the importance-weighted bound used for R
     expansion_every: int = 1  # test for expansion every N selection events (cross-domain: 31)
     r_last_update: str = "every-event"  # every-event (released) | on-expansion (supplement)
+    # demc, reservoir-vaegan (VAE-GAN updates; step 2's Adam uses lr, beta1, beta2 above)
+    updates_per_arrival: int = 300  # updates after each arrival (a skipped partial batch counts as one)
+    gan_lr: float = 1e-4  # RMSProp learning rate of the critic and of generator+encoder (step 1)
+    rmsprop_alpha: float = 0.9  # RMSProp decay (TF1 default)
+    rmsprop_eps: float = 1e-10  # RMSProp epsilon (TF1 default)
+    kl_weight: float = 0.1  # weight of the KL in L_vae (released KLThreshold)
+    vae_weight: float = 1.0  # weight of L_vae inside the generator loss L_g
+    gp_weight: float = 10.0  # weight of the gradient penalty in the critic loss
+    gp_legacy: bool = False  # released penalty: one eps per batch, norm over the image height only (a bug)
+    inference_step: bool = True  # step 2: the encoder alone on L_inf = L_vae (released SVHN/CIFAR: absent)
+    step_order: str = "sequential"  # sequential (paper: step 2 after step 1) | simultaneous (released: same snapshot)
+    augment: bool = True  # augment every training batch (released: Keras ImageDataGenerator)
+    aug_rotation: float = 20.0  # degrees: rotation drawn from U(-r, r)
+    aug_shift: float = 0.1  # fraction of the width/height: shifts drawn from U(-s, s)
+    aug_hflip: bool = True  # flip horizontally with probability 1/2 (released: even for digits)
 
 
 @dataclass(frozen=True)
@@ -94,6 +125,21 @@ class EvalConfig:
     curve_iw_samples: int = 100  # k used at intermediate evaluation points
     binarize_seed: int = 20220531  # the test set is binarised once with this seed
     grid: int = 64  # images in each sample / reconstruction grid
+    probe: bool = True  # linear-probe and kNN accuracy on encoder means at every evaluation point
+    probe_train_size: int = 5000  # labelled training images the probes are fitted on (seeded subset; 0 = all)
+    probe_test_size: int = 0  # test images the probes are scored on (0 = the likelihood's test subset)
+    probe_knn: int = 5  # neighbours of the kNN probe
+    # FID / IS with a named feature network (evaluation spec section 3)
+    fid: bool = False  # add fid_classifier_* / is_classifier_* (generations and reconstructions)
+    fid_curve: bool = False  # also at intermediate evaluation points (else only at the final one)
+    fid_generated: int = 5000  # generated images scored
+    fid_reference: int = 5000  # random test images (tasks seen so far) as the reference; also reconstructed
+    fid_classifier_epochs: int = 3  # epochs of the feature classifier (trained once, cached on disk)
+    fid_classifier_train_size: int = 0  # 0 = the whole training split; else a seeded random subset
+    fid_classifier_width: int = 32  # channels of its first conv layer (the second has twice as many)
+    fid_classifier_seed: int = 0  # seeds its initialisation and data order (part of the cache key)
+    is_splits: int = 10  # the Inception Score is the mean over this many splits
+    fid_inception: str = ""  # optional: a TorchScript FID Inception-v3 (pool3, 2048-d) file; empty = off
 
 
 @dataclass(frozen=True)
@@ -105,6 +151,7 @@ class RunConfig:
     checkpoint_every: int = 100  # arrivals between checkpoints (0: only at the end)
     threads: int = 0  # torch intra-op threads (0: leave torch's default)
     progress: bool = True  # show a progress bar
+    tensorboard: bool = False  # also log scalars and image grids to run_dir/tensorboard (pip install tensorboard)
     stream: StreamConfig = field(default_factory=StreamConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
@@ -275,7 +322,14 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 _CHOICES = {
     "stream.order": ("class-order", "pairs"),
     "stream.tasks": ("pairs", "dataset"),
-    "model.name": ("mlp-vae",),
+    "model.name": ("mlp-vae", "vaegan"),
+    "model.generation_prior": ("uniform", "normal"),
+    "memory.temp_policy": ("truncate", "reservoir"),
+    "memory.cluster_select": ("low-error", "high-error", "random"),
+    "memory.novelty_agg": ("max", "min"),
+    "memory.novelty_kl": ("one-sided", "symmetric"),
+    "memory.novelty_bn": ("eval", "batch"),
+    "learner.step_order": ("sequential", "simultaneous"),
     "model.likelihood": ("bernoulli", "gaussian"),
     "learner.objective": ("elbo", "iwae"),
     "learner.r_last_update": ("every-event", "on-expansion"),
@@ -303,6 +357,15 @@ def validate(cfg: RunConfig) -> None:
               "model.latent", "memory.capacity", "eval.chunk_rows"):
         if flat[k] <= 0:
             raise ConfigError(f"{k} must be positive, got {flat[k]}")
+    needs = getattr(LEARNERS[cfg.learner.name], "model_name", "mlp-vae")  # demc & co. train a VAE-GAN
+    if cfg.model.name != needs:
+        raise ConfigError(f"learner.name={cfg.learner.name} needs model.name={needs}, got {cfg.model.name}")
+    for k in ("learner.updates_per_arrival", "memory.temp_capacity", "memory.cluster_size", "model.width",
+              "eval.fid_generated", "eval.fid_reference", "eval.fid_classifier_epochs", "eval.is_splits"):
+        if flat[k] <= 0:
+            raise ConfigError(f"{k} must be positive, got {flat[k]}")
+    if cfg.memory.cluster_size > cfg.memory.temp_capacity:
+        raise ConfigError("memory.cluster_size must not exceed memory.temp_capacity (clusters come from it)")
     if len(cfg.model.encoder_activations) != len(cfg.model.encoder_hidden):
         raise ConfigError("model.encoder_activations needs one activation per model.encoder_hidden layer")
     if len(cfg.model.decoder_activations) != len(cfg.model.decoder_hidden):

@@ -21,11 +21,13 @@ import torch
 from . import config as C
 from .data.streams import Stream
 from .errors import StreamVAEError
-from .evaluation.evaluator import evaluate
+from .evaluation.evaluator import evaluate, evaluate_generation
+from .evaluation.fid import feature_classifier
+from .evaluation.probe import probe_metrics, probe_training_set
 from .learners import LEARNERS
 from .models import build_model
-from .utils import (atomic_write_text, load_checkpoint, read_jsonl, save_checkpoint, save_grid, write_json,
-                    write_jsonl)
+from .utils import (atomic_write_text, load_checkpoint, read_jsonl, save_checkpoint, save_grid, save_titled_grids,
+                    write_json, write_jsonl)
 
 
 class Interrupted(StreamVAEError):
@@ -49,7 +51,7 @@ def build(cfg: C.RunConfig, data_root: str | None):
     stream = Stream(cfg.stream, data_root=data_root, seed=cfg.seed)
     torch.manual_seed(cfg.seed)  # model initialisation
     cls = LEARNERS[cfg.learner.name]
-    model = build_model(cfg.model, stream.x_dim, mixture=cls.uses_mixture, seed=cfg.seed)
+    model = build_model(cfg.model, stream.x_dim, mixture=cls.uses_mixture, seed=cfg.seed, shape=stream.shape)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     if cls.needs_dataset:
         learner = cls(cfg, model, generator, dataset=stream.training_images())
@@ -73,6 +75,18 @@ def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int
            "task_ends": ends}
     row.update(evaluate(learner.components(), test, stream.num_tasks, tasks_seen, k,
                         _eval_generator(cfg, arrival), cfg.eval.chunk_rows))
+    if cfg.eval.probe:  # representation probes on encoder means; labels reach the probe only
+        probe_test = stream.test_set(cfg.eval, cfg.eval.probe_test_size) if cfg.eval.probe_test_size else test
+        probe = probe_metrics(learner.components(), probe_training_set(stream, cfg.eval.probe_train_size,
+                                                                        cfg.eval.binarize_seed + 1),
+                              probe_test, stream.num_tasks, tasks_seen, cfg.eval.probe_knn,
+                              _eval_generator(cfg, arrival + 1_000_000), seed=cfg.seed)
+        row["per_task"].update(probe.pop("per_task"))
+        row.update(probe)
+    if cfg.eval.fid and (final or cfg.eval.fid_curve):  # FID / IS with the dataset's feature classifier
+        classifier, info = feature_classifier(cfg.stream.datasets, stream.data_root, cfg.eval)
+        row.update(evaluate_generation(learner.components(), stream.test_set(cfg.eval, 0), tasks_seen, cfg.eval,
+                                       stream.shape, classifier, info, _eval_generator(cfg, arrival + 2_000_000)))
     row.update(learner.memory_sizes())
     row["components"] = len(learner.components())
     row["steps"] = learner.steps
@@ -90,11 +104,27 @@ def save_grids(cfg: C.RunConfig, learner, stream: Stream, test, run_dir: Path) -
     save_grid(run_dir / "samples.png", samples, shape, nrow=8 if len(components) > 1 else None)
     idx = torch.randperm(len(test.x), generator=g)[: n // 2]
     x = test.x[idx]
-    with torch.no_grad():  # the component that explains each image best (by its ELBO) reconstructs it
-        best = torch.stack([c.elbo(x, 10, g) for c in components]).argmax(0)
+    if len(components) == 1:  # (models without an ELBO, such as the VAE-GAN, have one component)
+        best = torch.zeros(len(x), dtype=torch.long)
+    else:
+        with torch.no_grad():  # the component that explains each image best (by its ELBO) reconstructs it
+            best = torch.stack([c.elbo(x, 10, g) for c in components]).argmax(0)
     recon = torch.stack([components[int(j)].reconstruct(x[i:i + 1])[0] for i, j in enumerate(best)])
     pairs = torch.stack([x, recon], 1).reshape(-1, x.shape[1])  # original, reconstruction
     save_grid(run_dir / "reconstructions.png", pairs, shape, nrow=16)
+
+
+def save_memory_grid(cfg: C.RunConfig, learner, stream: Stream, run_dir: Path) -> None:
+    """memory.png: a seeded sample (in stored order) of what each memory holds, one titled block each."""
+    memories = learner.memory_images()
+    if not memories:
+        return
+    g = torch.Generator().manual_seed(cfg.seed + 98)
+    blocks = []
+    for name, x in memories.items():
+        idx = torch.randperm(len(x), generator=g)[: cfg.eval.grid].sort().values
+        blocks.append((f"{name}: {len(x)} stored, {len(idx)} shown", x[idx]))
+    save_titled_grids(run_dir / "memory.png", blocks, stream.shape, nrow=16)
 
 
 def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, resume: bool = False) -> dict:
@@ -134,6 +164,7 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
 
     old_handler = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     bar = _progress(cfg, start, n)
+    live = _tensorboard(cfg, stream, run_dir, start if resume else None)  # None unless cfg.tensorboard
     t0 = time.perf_counter()
     try:
         for t in range(start, n):
@@ -144,6 +175,10 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
                 row = evaluate_point(cfg, learner, stream, curve_test, done, final=False)
                 row["wall_s"] = wall_before + time.perf_counter() - t0
                 _append(metrics_path, row)
+                if live is not None:
+                    live.evaluation(row, learner.components(), stream.shape, learner.memory_images())
+            if live is not None:
+                live.arrival(done, logs)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.1f}" if isinstance(v, float) else v for k, v in logs.items()})
@@ -156,6 +191,8 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
     finally:
         if bar is not None:
             bar.close()
+        if live is not None:
+            live.close()
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
 
@@ -163,8 +200,13 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
     row = evaluate_point(cfg, learner, stream, final_test, n, final=True)
     row["wall_s"] = train_wall
     _append(metrics_path, row)
+    if live is not None:  # reopened: the loop's writer is closed (appends to the same log)
+        live = _tensorboard(cfg, stream, run_dir, None)
+        live.evaluation(row, learner.components(), stream.shape, learner.memory_images())
+        live.close()
     checkpoint(n, train_wall)
     save_grids(cfg, learner, stream, final_test, run_dir)
+    save_memory_grid(cfg, learner, stream, run_dir)
     if getattr(learner, "log", None) is not None:  # per-event log of memory learners (sizes, R, expansions)
         write_jsonl(run_dir / "events.jsonl", learner.log)
     results = final_results(cfg, stream, row, train_wall)
@@ -182,6 +224,14 @@ def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float) -> d
 def _append(path: Path, row: dict) -> None:
     rows = read_jsonl(path) + [row]
     write_jsonl(path, rows)  # rewrite atomically: a crash never leaves half a line
+
+
+def _tensorboard(cfg: C.RunConfig, stream: Stream, run_dir: Path, purge_step: int | None):
+    if not cfg.tensorboard:
+        return None
+    from .live import TensorBoardLog
+
+    return TensorBoardLog(run_dir / "tensorboard", cfg.eval.grid, cfg.seed, stream.task_names, purge_step)
 
 
 def _main_thread() -> bool:

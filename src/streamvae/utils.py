@@ -81,3 +81,30 @@ def save_grid(path: str | Path, images, shape: tuple[int, ...], nrow: int | None
     buf = io.BytesIO()
     Image.fromarray(image_grid(images, shape, nrow)).save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
+
+
+def save_titled_grids(path: str | Path, blocks: list[tuple[str, Any]], shape: tuple[int, ...],
+                      nrow: int = 16) -> None:
+    """Save one PNG of several grids stacked vertically, each under a one-line title.
+
+    ``blocks``: ``[(title, images (N, D) in [0, 1]), ...]``; an empty block shows its title only.
+    """
+    from PIL import Image, ImageDraw
+
+    pictures = []
+    for title, images in blocks:
+        grid = image_grid(images, shape, nrow) if len(images) else None
+        width = grid.shape[1] if grid is not None else 8 * len(title)
+        rgb = np.ones((14, width, 3), dtype=np.uint8) * 255  # the title strip
+        head = Image.fromarray(rgb)
+        ImageDraw.Draw(head).text((2, 1), title, fill=(0, 0, 0))
+        parts = [np.asarray(head)]
+        if grid is not None:
+            parts.append(np.repeat(grid[..., None], 3, -1) if grid.ndim == 2 else grid)
+        pictures.append(np.concatenate(parts, 0))
+    width = max(p.shape[1] for p in pictures)
+    canvas = np.concatenate([np.pad(p, ((0, 4), (0, width - p.shape[1]), (0, 0)), constant_values=255)
+                             for p in pictures], 0)
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())

@@ -135,9 +135,14 @@ class Stream:
     def __iter__(self):
         return (self.batch(t) for t in range(self.num_batches))
 
-    def training_images(self) -> torch.Tensor:
-        """Every image the stream will deliver, ``(N, D)`` in [0, 1] (for the offline ``iid`` bound)."""
+    def training_images(self, indices: np.ndarray | None = None) -> torch.Tensor:
+        """Every image the stream will deliver, ``(N, D)`` in [0, 1] (for the offline ``iid`` bound).
+
+        ``indices`` (stream positions < N) picks a subset without converting the rest (the probe's set).
+        """
         n = self.num_batches * self.cfg.batch_size
+        if indices is not None:
+            return self._images[:n][torch.as_tensor(indices, dtype=torch.long)].float() / 255.0
         return self._images[:n].float() / 255.0
 
     def task_ends(self) -> list[int]:

@@ -6,6 +6,8 @@ For a mixture (several components) two likelihoods are reported (evaluation spec
   * ``ll_iw{k}_mixture``: a proper mixture likelihood log sum_j pi_j p_j(x) with uniform weights
     pi_j = 1/K, each p_j(x) estimated by its k-sample importance-weighted estimate.
 ``ll_iw{k}`` is the selected value for mixtures (what the published tables report).
+Models without ``log_weights`` (DEMC's VAE-GAN) get ``recon_sse`` only. ``evaluate_generation``
+adds FID / IS of generated images and of reconstructions with a named feature network (``eval.fid``).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import math
 
 import torch
 
+from ..config import EvalConfig
 from ..data.streams import TestSet
 from .likelihood import iw_log_likelihood
 from .reconstruction import recon_sse
@@ -29,7 +32,14 @@ def per_task_means(values: torch.Tensor, task: torch.Tensor, num_tasks: int) -> 
 @torch.no_grad()
 def score_components(components: list, x: torch.Tensor, k: int, generator: torch.Generator,
                      chunk_rows: int = 32768) -> dict[str, torch.Tensor]:
-    """Per-image scores: ``ll`` (selected or single), ``mixture``, ``choice`` and ``sse``."""
+    """Per-image scores: ``ll`` (selected or single), ``mixture``, ``choice`` and ``sse``.
+
+    Models without a likelihood (no ``log_weights``: the VAE-GAN) get ``sse`` only.
+    """
+    if not all(hasattr(c, "log_weights") for c in components):
+        if len(components) != 1:
+            raise ValueError("only a single model without log_weights can be scored")
+        return {"sse": recon_sse(components[0], x)}
     lls = torch.stack([iw_log_likelihood(c, x, k, generator, chunk_rows) for c in components])  # (K, N)
     if len(components) == 1:
         return {"ll": lls[0], "mixture": lls[0], "choice": torch.zeros(len(x), dtype=torch.long),
@@ -64,6 +74,10 @@ def evaluate(components, test: TestSet, num_tasks: int, tasks_seen: int, k: int,
     seen = test.task < tasks_seen
     name = f"ll_iw{k}"
     d = test.x.shape[1]
+    if "ll" not in s:  # no likelihood: reconstruction error only
+        return {"recon_sse": float(s["sse"][seen].mean()), "recon_mse_pixel": float(s["sse"][seen].mean()) / d,
+                "recon_sse_all_tasks": float(s["sse"].mean()),
+                "per_task": {"recon_sse": per_task_means(s["sse"], test.task, num_tasks)}}
     row = {
         name: float(s["ll"][seen].mean()),
         "recon_sse": float(s["sse"][seen].mean()),
@@ -79,4 +93,62 @@ def evaluate(components, test: TestSet, num_tasks: int, tasks_seen: int, k: int,
         row["mixture_weights"] = "uniform"
         row["per_task"][f"{name}_mixture"] = per_task_means(s["mixture"], test.task, num_tasks)
         row["component_share"] = torch.bincount(s["choice"], minlength=len(components)).div(len(test.x)).tolist()
+    return row
+
+
+@torch.no_grad()
+def _reconstruct(components: list, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Reconstructions ``(N, D)``; in a mixture, by the component with the best 10-sample ELBO per image."""
+    if len(components) == 1:
+        return components[0].reconstruct(x)
+    best = torch.stack([c.elbo(x, 10, generator) for c in components]).argmax(0)
+    out = torch.empty_like(x)
+    for j, c in enumerate(components):
+        m = best == j
+        if m.any():
+            out[m] = c.reconstruct(x[m])
+    return out
+
+
+@torch.no_grad()
+def evaluate_generation(components, test: TestSet, tasks_seen: int, cfg: EvalConfig, shape: tuple[int, ...],
+                        classifier, classifier_info: dict, generator: torch.Generator) -> dict:
+    """FID / IS of generated images and of reconstructions against random test images of the tasks seen.
+
+    ``cfg.fid_reference`` test images (a subset drawn with ``cfg.binarize_seed``, never the first N
+    of a class-sorted set) are the reference and are also reconstructed; ``cfg.fid_generated``
+    images are sampled (a mixture: equal shares per component). Keys name the feature network.
+    """
+    from .fid import fid_from_features, inception_features, inception_score
+
+    components = list(components) if isinstance(components, (list, tuple)) else [components]
+    modes = [c.training for c in components]
+    for c in components:
+        c.eval()
+    try:
+        pool = torch.nonzero(test.task < tasks_seen).squeeze(1)
+        pick = torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.binarize_seed))
+        real = test.x[pool[pick[: cfg.fid_reference]]]
+        recon = _reconstruct(components, real, generator)
+        shares = [cfg.fid_generated // len(components) + (j < cfg.fid_generated % len(components))
+                  for j in range(len(components))]
+        generated = torch.cat([c.sample(n, generator) for c, n in zip(components, shares) if n > 0])
+    finally:
+        for c, mode in zip(components, modes):
+            c.train(mode)
+    f_real, l_real = classifier.embed(real)
+    f_gen, l_gen = classifier.embed(generated)
+    f_rec, l_rec = classifier.embed(recon)
+    row = {"fid_classifier_gen": fid_from_features(f_gen, f_real),
+           "fid_classifier_recon": fid_from_features(f_rec, f_real),
+           "is_classifier_gen": inception_score(l_gen, cfg.is_splits)[0],
+           "is_classifier_recon": inception_score(l_rec, cfg.is_splits)[0],
+           "is_classifier_real": inception_score(l_real, cfg.is_splits)[0],
+           "fid_classifier_name": classifier_info["name"],
+           "fid_classifier_test_acc": classifier_info["test_acc"],
+           "fid_generated": int(len(generated)), "fid_reference": int(len(real))}
+    if cfg.fid_inception:
+        i_real = inception_features(real, shape, cfg.fid_inception)
+        row["fid_inception_gen"] = fid_from_features(inception_features(generated, shape, cfg.fid_inception), i_real)
+        row["fid_inception_recon"] = fid_from_features(inception_features(recon, shape, cfg.fid_inception), i_real)
     return row

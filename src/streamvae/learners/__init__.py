@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from .base import Learner
+from .demc import DEMC
 from .finetune import Finetune
 from .iid import IID
 from .ocm import OCM, DynamicOCM
 from .reservoir import Reservoir
+from .reservoir_vaegan import FinetuneVAEGAN, ReservoirVAEGAN
 
 LEARNERS: dict[str, type[Learner]] = {
     "finetune": Finetune,
@@ -13,6 +15,9 @@ LEARNERS: dict[str, type[Learner]] = {
     "iid": IID,
     "ocm": OCM,
     "dynamic-ocm": DynamicOCM,
+    "demc": DEMC,
+    "reservoir-vaegan": ReservoirVAEGAN,
+    "finetune-vaegan": FinetuneVAEGAN,
 }
 
 __all__ = ["LEARNERS", "Learner"]

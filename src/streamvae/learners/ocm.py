@@ -102,6 +102,9 @@ class OCM(Learner):
     def memory_sizes(self) -> dict[str, int]:
         return {"stm": len(self.stm), "ltm": len(self.ltm), "memory": len(self.stm) + len(self.ltm)}
 
+    def memory_images(self) -> dict[str, torch.Tensor]:
+        return {"stm": self.stm.data, "ltm": self.ltm.data}
+
     def components(self) -> list[torch.nn.Module]:
         return list(self.model.components)
 

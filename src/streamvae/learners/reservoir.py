@@ -27,6 +27,9 @@ class Reservoir(Learner):
     def memory_sizes(self) -> dict[str, int]:
         return {"memory": len(self.memory)}
 
+    def memory_images(self) -> dict[str, torch.Tensor]:
+        return {"memory": self.memory.data}
+
     def extra_state(self) -> dict:
         return {"memory": self.memory.state_dict()}
 

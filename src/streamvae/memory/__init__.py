@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from .ocm import (SELECTIONS, DiverseSelection, LongTermMemory, ShortTermMemory, SimilarSelection, kernel_matrix,
                   similarity_scores)
+from .demc import (CLUSTER_SELECTIONS, TEMPORARY_MEMORIES, ClusterMemory, ReservoirTemporaryMemory,
+                   TemporaryMemory, kl_diag_gaussians, novelty_distances)
 from .reservoir import ReservoirMemory, reservoir_index
 
 __all__ = ["ReservoirMemory", "reservoir_index", "ShortTermMemory", "LongTermMemory", "kernel_matrix",
-           "similarity_scores", "SimilarSelection", "DiverseSelection", "SELECTIONS"]
+           "similarity_scores", "SimilarSelection", "DiverseSelection", "SELECTIONS",
+           "TemporaryMemory", "ReservoirTemporaryMemory", "TEMPORARY_MEMORIES", "ClusterMemory",
+           "CLUSTER_SELECTIONS", "kl_diag_gaussians", "novelty_distances"]

@@ -1,18 +1,34 @@
-"""Models: the MLP VAE (OCM) and the growing mixture of VAEs (Dynamic-OCM)."""
+"""Models: the MLP VAE (OCM), the growing mixture of VAEs (Dynamic-OCM) and DEMC's VAE-GAN."""
 from __future__ import annotations
 
 from ..config import ModelConfig
 from .mixture import MixtureVAE
 from .vae import VAE
+from .vaegan import VAEGAN
 
-MODELS = {"mlp-vae": VAE}
+MODELS = {"mlp-vae": VAE, "vaegan": VAEGAN}
 
 
-def build_model(cfg: ModelConfig, x_dim: int, mixture: bool = False, seed: int = 0):
-    """A single VAE, or a one-component :class:`MixtureVAE` for learners that may grow it."""
+def build_model(cfg: ModelConfig, x_dim: int, mixture: bool = False, seed: int = 0,
+                shape: tuple[int, ...] | None = None):
+    """A single VAE, or a one-component :class:`MixtureVAE` for learners that may grow it.
+
+    ``shape`` = (C, H, W) of the stream's images (the VAE-GAN's convolutions need it; without it a
+    square shape is guessed from ``x_dim``: 784 -> (1, 28, 28), 3072 -> (3, 32, 32)).
+    """
+    if cfg.name == "vaegan":
+        return VAEGAN(cfg, tuple(shape) if shape is not None else _guess_shape(x_dim))
     if mixture:
         return MixtureVAE(cfg, x_dim, seed=seed)
     return MODELS[cfg.name](cfg, x_dim)
 
 
-__all__ = ["VAE", "MixtureVAE", "MODELS", "build_model"]
+def _guess_shape(x_dim: int) -> tuple[int, int, int]:
+    for c in (1, 3):
+        side = round((x_dim / c) ** 0.5)
+        if c * side * side == x_dim:
+            return (c, side, side)
+    raise ValueError(f"cannot guess an image shape for {x_dim} pixels; pass shape=(C, H, W)")
+
+
+__all__ = ["VAE", "MixtureVAE", "VAEGAN", "MODELS", "build_model"]

@@ -19,7 +19,7 @@ from torch import nn
 from torch.distributions import Normal
 
 from ..config import ModelConfig
-from .likelihoods import BernoulliImage, GaussianImage, softplus_sum
+from .likelihoods import BernoulliImage, GaussianImage, _head_nograd, bernoulli_head, head_scratch
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "elu": nn.ELU}
 _LOG_2PI = math.log(2 * math.pi)
@@ -37,6 +37,15 @@ def first_layers(cfg: ModelConfig, x_dim: int) -> tuple[nn.Module, nn.Module]:
     enc = mlp_layer(x_dim, cfg.encoder_hidden[0], cfg.encoder_activations[0])
     dec = mlp_layer(cfg.latent, cfg.decoder_hidden[0], cfg.decoder_activations[0])
     return enc, dec
+
+
+def _activation_(t: torch.Tensor, act: nn.Module) -> torch.Tensor:
+    """``act(t)``, in place where the activation allows it."""
+    if isinstance(act, nn.Tanh):
+        return t.tanh_()
+    if isinstance(act, nn.ReLU):
+        return t.relu_()
+    return t.copy_(act(t))
 
 
 class VAE(nn.Module):
@@ -89,6 +98,8 @@ class VAE(nn.Module):
         # log q(z|x) = sum(-eps^2 / 2 - log sigma) - const needs no division by sigma
         log_sigma = torch.log(q.scale).sum(-1)  # (B,)
         b = q.loc.shape[0] if q.loc.dim() > 1 else 1
+        if not torch.is_grad_enabled() and x.dim() == 2 and eps.dim() == 3 and self._plain_bernoulli():
+            return self._log_weights_nograd(x, eps, q.loc, q.scale, log_sigma)
         if torch.is_grad_enabled() or k * b <= 2 * _BLOCK_ROWS:
             return self._log_weights(x, eps, q.loc, q.scale, log_sigma)
         out = torch.empty(eps.shape[:-1], dtype=eps.dtype, device=eps.device)
@@ -102,15 +113,57 @@ class VAE(nn.Module):
         log_pz_minus_qz = (eps * eps - z * z).sum(-1).mul_(0.5) + log_sigma
         return self._log_px(z, x) + log_pz_minus_qz
 
+    def _plain_bernoulli(self) -> bool:
+        """Bernoulli pixels, ``decode`` not overridden and a decoder of (Linear, activation) pairs."""
+        return (self.cfg.likelihood != "gaussian" and type(self).decode is VAE.decode
+                and all(isinstance(m, nn.Sequential) and len(m) == 2 and isinstance(m[0], nn.Linear)
+                        for m in self.decoder))
+
+    def _log_weights_nograd(self, x, eps, loc, scale, log_sigma):
+        """``_log_weights`` without autograd, Bernoulli pixels: blocks of about ``_BLOCK_ROWS`` decoder
+        rows, every intermediate in buffers allocated once per call (fresh pages cost more than the
+        arithmetic on them). Same terms, same order of blocks, same draws."""
+        k, b, zd = eps.shape
+        kk = max(1, min(k, _BLOCK_ROWS // b))
+        rows = kk * b
+        w, bias = self.to_x.weight, self.to_x.bias
+        xc = x - 0.5
+        u = xc @ w  # (B, H): sum_d (x_d - 1/2) l_d = h . u + v
+        const = (xc @ bias).add_(log_sigma)  # (B,)
+        opts = {"dtype": eps.dtype, "device": eps.device}
+        zbuf, sq = torch.empty(kk, b, zd, **opts), torch.empty(kk, b, zd, **opts)
+        hbufs = [torch.empty(rows, m[0].out_features, **opts) for m in self.decoder]
+        prod = torch.empty(rows, w.shape[1], **opts)
+        head_out = torch.empty(rows, **opts)
+        scratch = head_scratch(rows, w.shape[0], **opts)
+        out = torch.empty(k, b, **opts)
+        for j in range(0, k, kk):
+            m = min(kk, k - j)
+            r = m * b
+            e = eps[j:j + m]
+            z = torch.addcmul(loc, scale, e, out=zbuf[:m])
+            lpq = torch.mul(e, e, out=sq[:m]).sum(-1)  # log p(z) - log q(z|x) - log_sigma, times 2
+            lpq.sub_(torch.mul(z, z, out=sq[:m]).sum(-1)).mul_(0.5)
+            h = z.view(r, zd)
+            for layer, buf in zip(self.decoder, hbufs):
+                h = _activation_(torch.addmm(layer[0].bias, h, layer[0].weight.t(), out=buf[:r]), layer[1])
+            lx = torch.mul(h.view(m, b, -1), u, out=prod[:r].view(m, b, -1)).sum(-1)
+            head = _head_nograd(h, w, bias, scratch, head_out[:r]).view(m, b)
+            torch.add(lx, lpq, out=out[j:j + m]).add_(const).sub_(head)
+        return out
+
     def _log_px(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``self.decode(z).log_prob(x)``; for Bernoulli pixels the last layer is folded in."""
+        """``self.decode(z).log_prob(x)``; for Bernoulli pixels the last layer is fused with it.
+
+        sum_d x_d l_d - softplus(l_d) = h . (W^T (x - 1/2)) + (x - 1/2) . b - sum_d log(2 cosh(l_d / 2))
+        with l = W h + b (see ``bernoulli_head``).
+        """
         if self.cfg.likelihood == "gaussian" or type(self).decode is not VAE.decode:
             return self.decode(z).log_prob(x)
-        # sum_d x_d l_d with l = W h + b equals h . (W^T x) + x . b: no (rows x D) product needed
         h = self.decoder(z)
-        w, bias = self.to_x.weight, self.to_x.bias
-        x_term = (h * (x @ w)).sum(-1) + x @ bias
-        return x_term - softplus_sum(F.linear(h, w, bias))
+        w, b = self.to_x.weight, self.to_x.bias
+        xc = x - 0.5
+        return (h * (xc @ w)).sum(-1) + xc @ b - bernoulli_head(h, w, b)
 
     def elbo(self, x: torch.Tensor, samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """Monte-Carlo ELBO (mean over ``samples`` draws, sampled KL): ``(B,)``."""

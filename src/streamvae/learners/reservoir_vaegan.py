@@ -1,0 +1,48 @@
+"""VAE-GAN baselines for DEMC: the same networks, updates and budget, with simpler memories.
+
+* ``reservoir-vaegan``: after each arrival ``updates_per_arrival`` updates on augmented batches
+  drawn from (reservoir memory + incoming batch); then the batch is offered to the reservoir
+  (Vitter's Algorithm R, ``memory.capacity`` images), so every image seen so far is kept with
+  p = capacity / n_seen. Set ``memory.capacity`` to DEMC's final memory size for a fair comparison.
+* ``finetune-vaegan``: the same updates on the incoming batch only (no memory: the lower bound).
+
+The update itself (critic, generator + encoder, encoder alone) is DEMC's: ``learners/demc.py``.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..memory import ReservoirMemory
+from .demc import VAEGANLearner
+
+
+class ReservoirVAEGAN(VAEGANLearner):
+    def __init__(self, cfg, model, generator):
+        super().__init__(cfg, model, generator)
+        self.memory = ReservoirMemory(cfg.memory.capacity, model.x_dim)
+
+    def observe(self, x: torch.Tensor) -> dict[str, float]:
+        logs = self.train_on(torch.cat([self.memory.data, x]))  # (|M| + B, D)
+        self.memory.add(x, self.generator)
+        self.arrivals += 1
+        return {**logs, "memory": len(self.memory)}
+
+    def memory_sizes(self) -> dict[str, int]:
+        return {"memory": len(self.memory)}
+
+    def memory_images(self) -> dict[str, torch.Tensor]:
+        return {"memory": self.memory.data}
+
+    def extra_state(self) -> dict:
+        return {**super().extra_state(), "memory": self.memory.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        self.memory.load_state_dict(state["memory"])
+
+
+class FinetuneVAEGAN(VAEGANLearner):
+    def observe(self, x: torch.Tensor) -> dict[str, float]:
+        logs = self.train_on(x)  # the 64 incoming images only, nothing kept afterwards
+        self.arrivals += 1
+        return logs

@@ -1,0 +1,155 @@
+"""A finished (or running) run directory, read from its files only: never a live model.
+
+    run = load_run("runs/fast/split_fashion-reservoir")
+    run.rows          # metrics.jsonl, one dict per evaluation point
+    run.final         # results.json, or the last row while the run is still going
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import StreamVAEError
+
+
+class ReportError(StreamVAEError):
+    """A folder that is not a run directory, or an unreadable run file."""
+
+
+# integer fields of an evaluation row that are not memory sizes (everything else that is an int is)
+NOT_MEMORY = {"arrival", "images_seen", "iw_samples", "test_size", "tasks_seen", "components", "steps",
+              "probe_train_size", "seed", "arrivals", "clusters", "fid_generated", "fid_reference"}
+
+GRIDS = ("samples.png", "reconstructions.png", "memory.png")  # written by the loop
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict  # config.yaml (resolved: budget applied)
+    results: dict | None  # results.json; None while the run is still going
+    rows: list[dict]  # metrics.jsonl
+    events: list[dict] = field(default_factory=list)  # events.jsonl (selection events of memory learners)
+    label: str = ""  # unique display name among the runs of one report
+
+    @property
+    def finished(self) -> bool:
+        return self.results is not None
+
+    @property
+    def final(self) -> dict:
+        """The final row (results.json), or the latest evaluation row of a run still going."""
+        if self.results is not None:
+            return self.results
+        return self.rows[-1] if self.rows else {}
+
+    @property
+    def name(self) -> str:
+        return (self.results or {}).get("name") or self.config.get("name") or self.path.name
+
+    @property
+    def learner(self) -> str:
+        return (self.results or {}).get("learner") or self.config.get("learner", {}).get("name", "?")
+
+    @property
+    def budget(self) -> str:
+        return (self.results or {}).get("budget") or self.config.get("budget", "?")
+
+    @property
+    def seed(self):
+        return (self.results or {}).get("seed", self.config.get("seed"))
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        d = (self.results or {}).get("datasets") or self.config.get("stream", {}).get("datasets") or ()
+        return tuple(d)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.config.get("stream", {}).get("batch_size", 64))
+
+    @property
+    def task_ends(self) -> list[int]:
+        """Arrival counts at which tasks end (the evaluator's knowledge; the last one ends the stream)."""
+        return list(self.rows[-1].get("task_ends", [])) if self.rows else []
+
+    @property
+    def arrivals_total(self) -> int | None:
+        if self.results is not None:
+            return self.results.get("arrivals")
+        ends = self.task_ends
+        return ends[-1] if ends else None
+
+    @property
+    def task_names(self) -> list[str]:
+        names = (self.results or {}).get("task_names")
+        if names:
+            return list(names)
+        n = max((len(v) for r in self.rows for v in r.get("per_task", {}).values()), default=0)
+        return [f"task {j}" for j in range(n)]
+
+    def memory_keys(self) -> list[str]:
+        """The memory-size fields of the rows (``memory``, ``stm``, ``ltm``, ...), in first-seen order."""
+        keys: list[str] = []
+        for r in self.rows:
+            for k, v in r.items():
+                if isinstance(v, int) and not isinstance(v, bool) and k not in NOT_MEMORY and k not in keys:
+                    keys.append(k)
+        return keys
+
+    def status(self) -> str:
+        if self.finished:
+            return "finished"
+        last = self.rows[-1]["arrival"] if self.rows else 0
+        return f"in progress (last evaluation at arrival {last} of {self.arrivals_total or '?'})"
+
+    def grids(self) -> list[Path]:
+        """PNG files of the run directory: the loop's grids first, then any other (per-component grids...)."""
+        known = [self.path / g for g in GRIDS if (self.path / g).exists()]
+        others = sorted(p for p in self.path.glob("*.png") if p.name not in GRIDS)
+        return known + others
+
+
+def _jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{path} is not valid JSON lines: {e}") from None
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run directory (config.yaml, metrics.jsonl, results.json, events.jsonl)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ReportError(f"{path} is not a directory")
+    rows = _jsonl(path / "metrics.jsonl")
+    results = None
+    if (path / "results.json").exists():
+        try:
+            results = json.loads((path / "results.json").read_text())
+        except json.JSONDecodeError as e:
+            raise ReportError(f"{path / 'results.json'} is not valid JSON: {e}") from None
+    if not rows and results is None:
+        raise ReportError(f"{path} holds neither metrics.jsonl rows nor results.json: is it a streamvae run directory?")
+    config = {}
+    if (path / "config.yaml").exists():
+        config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+    return Run(path=path, config=config, results=results, rows=rows, events=_jsonl(path / "events.jsonl"))
+
+
+def load_runs(paths) -> list[Run]:
+    """Load several runs and give each a unique label (its name, plus its folder where names repeat)."""
+    runs = [load_run(p) for p in paths]
+    names = [r.name for r in runs]
+    for r in runs:
+        r.label = r.name if names.count(r.name) == 1 else f"{r.name} ({r.path.name})"
+    labels = [r.label for r in runs]
+    for i, r in enumerate(runs):
+        if labels.count(r.label) > 1:
+            r.label = f"{r.label} #{i + 1}"
+    return runs
