@@ -72,8 +72,8 @@ class MemoryConfig:
     temp_policy: str = "truncate"  # truncate (released: append, then keep a random capacity) | reservoir
     duplicate_first_batch: bool = False  # released quirk: the first batch enters the temporary memory twice
     cluster_size: int = 64  # images per memory cluster
-    cluster_select: str = "low-error"  # which temporary images form a cluster: low-error (released) | high-error | random
-    novelty_threshold: float = 5.0  # lambda: expand when the aggregated novelty exceeds it (mean KL per latent dim, nats)
+    cluster_select: str = "low-error"  # temporary images forming a cluster: low-error (released) | high-error | random
+    novelty_threshold: float = 5.0  # lambda: expand when the novelty exceeds it (nats: KL per latent dim, mean)
     novelty_agg: str = "max"  # over clusters: max (released: far from at least one) | min (paper: far from all)
     novelty_kl: str = "one-sided"  # one-sided KL(cluster || batch) (released "JS") | symmetric (mean of both KLs)
     refresh_stats: bool = False  # re-encode every cluster's images at each novelty check (released: never)
@@ -83,7 +83,7 @@ class MemoryConfig:
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    name: str = "reservoir"  # finetune | reservoir | iid | ocm | dynamic-ocm | demc | reservoir-vaegan | finetune-vaegan
+    name: str = "reservoir"  # finetune | reservoir | iid | ocm | dynamic-ocm | demc | {reservoir,finetune}-vaegan
     epochs_per_arrival: int = 100  # passes over (memory + incoming batch) after each arrival
     minibatch: int = 64  # images per Adam step; the remainder of a pass is dropped
     elbo_samples: int = 50  # Monte-Carlo samples of z per image in the training objective
@@ -136,7 +136,7 @@ class EvalConfig:
     fid_reference: int = 5000  # random test images (tasks seen so far) as the reference; also reconstructed
     fid_classifier_epochs: int = 3  # epochs of the feature classifier (trained once, cached on disk)
     fid_classifier_train_size: int = 0  # 0 = the whole training split; else a seeded random subset
-    fid_classifier_width: int = 32  # channels of its first conv layer (the second has twice as many)
+    fid_classifier_width: int = 16  # channels of its first conv layer (the second has twice as many)
     fid_classifier_seed: int = 0  # seeds its initialisation and data order (part of the cache key)
     is_splits: int = 10  # the Inception Score is the mean over this many splits
     fid_inception: str = ""  # optional: a TorchScript FID Inception-v3 (pool3, 2048-d) file; empty = off

@@ -15,7 +15,7 @@ Memories never call the model: encoder statistics and errors are computed by the
 
     temp = TemporaryMemory(1000, 784); temp.add(x)           # x: (B, D)
     clusters = ClusterMemory(64, 784, novelty_kl="one-sided", novelty_agg="max")
-    idx = SELECTIONS["low-error"]().select(errors, 64, g)     # errors: (N,) from the learner
+    idx = CLUSTER_SELECTIONS["low-error"]().select(errors, 64, g)   # errors: (N,) from the learner
     clusters.add(temp.data[idx], mu[idx], sigma[idx])         # mu, sigma: (N, Z) encoder statistics
     novel, value = clusters.is_novel(mu_batch, sigma_batch, threshold=5.0)
 """

@@ -12,8 +12,12 @@ import torch
 import torch.nn.functional as F
 
 
-_HEAD_BLOCK = 512  # logit rows processed at once by bernoulli_head (a block stays in the L2 cache)
+_HEAD_BLOCK = 512  # logit rows per thread processed at once by bernoulli_head (stays in the L2 cache)
 _LOG2 = math.log(2.0)
+
+
+def _block_rows() -> int:
+    return _HEAD_BLOCK * max(1, torch.get_num_threads())
 
 
 @lru_cache(maxsize=None)
@@ -27,7 +31,8 @@ def _product_group(d: int) -> int:
 
 
 def _sum_log(f: torch.Tensor, g: int) -> torch.Tensor:
-    """``f.log().sum(-1)`` for ``f: (n, D)`` with factors in [1/2, 2): logs of products of ``g`` factors."""
+    """``f.log().sum(-1)`` for ``f: (n, D)`` with factors in [1/2, 1) or in [1, 2): the logs of products
+    of ``g`` factors (one log per ``g`` elements)."""
     n, d = f.shape
     if g == 0:
         return f.log_().sum(-1)
@@ -36,15 +41,16 @@ def _sum_log(f: torch.Tensor, g: int) -> torch.Tensor:
 
 def head_scratch(rows: int, d: int, **opts) -> torch.Tensor:
     """A scratch buffer for ``_head_nograd`` over ``rows`` rows of ``d`` logits."""
-    return torch.empty(min(rows, _HEAD_BLOCK), d, **opts)
+    return torch.empty(min(rows, _block_rows()), d, **opts)
 
 
-def _head_nograd(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, scratch: torch.Tensor | None = None,
+def _head_nograd(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, scratch: torch.Tensor | None = None,
                  out: torch.Tensor | None = None) -> torch.Tensor:
     """``sum_d log(2 cosh(l_d / 2))``, ``l = h w^T + b``, block by block, without autograd: ``(R,)``.
 
     log(2 cosh(l/2)) = |l|/2 - log sigmoid(|l|): one sigmoid per logit, then the logs of products.
-    ``scratch`` (at least ``min(R, _HEAD_BLOCK) x D``) and ``out`` may be passed to reuse memory.
+    ``b=None`` means ``h`` ends with a column of ones and ``w`` with the bias column. ``scratch``
+    (from ``head_scratch``: its rows set the block size) and ``out`` may be passed to reuse memory.
     """
     r, d = h.shape[0], w.shape[0]
     g = _product_group(d)
@@ -55,7 +61,11 @@ def _head_nograd(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, scratch: tor
     wt = w.t()
     for i in range(0, r, blk):
         n = min(blk, r - i)
-        a = torch.addmm(b, h[i:i + n], wt, out=scratch[:n]).abs_()  # |l|
+        if b is None:
+            a = torch.mm(h[i:i + n], wt, out=scratch[:n])
+        else:
+            a = torch.addmm(b, h[i:i + n], wt, out=scratch[:n])
+        a.abs_()  # |l|
         half_abs = a.sum(-1).mul_(0.5)
         torch.sub(half_abs, _sum_log(a.sigmoid_(), g), out=out[i:i + n])
     return out
@@ -80,9 +90,10 @@ class _BernoulliHead(torch.autograd.Function):
         w1 = torch.cat([w, b.unsqueeze(1)], 1).mul_(0.5).t()  # (k + 1, D): [w, b]^T / 2
         t = torch.empty(r, d, dtype=h.dtype, device=h.device)  # tanh(l / 2), saved for backward
         out = torch.empty(r, dtype=h.dtype, device=h.device)
-        buf = torch.empty(min(r, _HEAD_BLOCK), d, dtype=h.dtype, device=h.device)
-        for i in range(0, r, _HEAD_BLOCK):
-            n = min(_HEAD_BLOCK, r - i)
+        buf = head_scratch(r, d, dtype=h.dtype, device=h.device)
+        blk = buf.shape[0]
+        for i in range(0, r, blk):
+            n = min(blk, r - i)
             m = torch.mm(h1[i:i + n], w1, out=t[i:i + n])  # l / 2
             a = torch.abs(m, out=buf[:n])
             abs_sum = a.sum(-1)
@@ -94,21 +105,14 @@ class _BernoulliHead(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         h1, w, t = ctx.saved_tensors
-        r, k = h1.shape[0], w.shape[1]
+        k = w.shape[1]
         g2 = (grad * 0.5).unsqueeze(-1)  # d out / d l = tanh(l / 2) / 2, scaled per row
-        need_h = ctx.needs_input_grad[0]
-        need_wb = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-        gh = torch.empty(r, k, dtype=t.dtype, device=t.device) if need_h else None
-        gwb = torch.zeros(k + 1, t.shape[1], dtype=t.dtype, device=t.device) if need_wb else None
-        hg = h1 * g2 if need_wb else None
-        # both products read the same block of T while it is in cache (T is read from memory once)
-        for i in range(0, r, _HEAD_BLOCK):
-            ti = t[i:i + _HEAD_BLOCK]
-            if need_h:
-                torch.mm(ti, w, out=gh[i:i + _HEAD_BLOCK]).mul_(g2[i:i + _HEAD_BLOCK])
-            if need_wb:
-                gwb.addmm_(hg[i:i + _HEAD_BLOCK].t(), ti)  # (k + 1, D): [grad w, grad b]^T
-        gw, gb = (gwb[:k].t(), gwb[k]) if need_wb else (None, None)
+        gh = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gh = torch.mm(t, w).mul_(g2)
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            gwb = torch.mm((h1 * g2).t(), t)  # (k + 1, D): [grad w, grad b]^T in one product
+            gw, gb = gwb[:k].t(), gwb[k]
         return gh, gw, gb
 
 

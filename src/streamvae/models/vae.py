@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Normal
 
@@ -22,8 +21,11 @@ from ..config import ModelConfig
 from .likelihoods import BernoulliImage, GaussianImage, _head_nograd, bernoulli_head, head_scratch
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "elu": nn.ELU}
-_LOG_2PI = math.log(2 * math.pi)
-_BLOCK_ROWS = 4096  # decoder rows per block in log_weights without autograd (fits in L2/L3)
+_BLOCK_ROWS = 1024  # decoder rows per thread and block in log_weights without autograd (stay in L2)
+
+
+def _block_rows() -> int:
+    return _BLOCK_ROWS * max(1, torch.get_num_threads())
 
 
 def mlp_layer(n_in: int, n_out: int, activation: str) -> nn.Sequential:
@@ -89,8 +91,9 @@ class VAE(nn.Module):
         """Importance log-weights ``log p(x|z) + log p(z) - log q(z|x)``, z ~ q: shape ``(k, B)``.
 
         ``q`` may be passed when the encoder already ran on ``x`` (chunked evaluation over k).
-        Without autograd, the decoder runs on blocks of about ``_BLOCK_ROWS`` rows (k x images) so
-        that its activations stay in cache; the draws and the result do not depend on the blocking.
+        ``eps`` is always drawn here, in one call. Without autograd the decoder runs on blocks of
+        about ``_block_rows()`` rows (k x images) so that its activations stay in cache; the draws
+        and the result (up to fp32 rounding) do not depend on the blocking.
         """
         q = self.encode(x) if q is None else q
         eps = torch.randn((k,) + q.loc.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -100,10 +103,10 @@ class VAE(nn.Module):
         b = q.loc.shape[0] if q.loc.dim() > 1 else 1
         if not torch.is_grad_enabled() and x.dim() == 2 and eps.dim() == 3 and self._plain_bernoulli():
             return self._log_weights_nograd(x, eps, q.loc, q.scale, log_sigma)
-        if torch.is_grad_enabled() or k * b <= 2 * _BLOCK_ROWS:
+        if torch.is_grad_enabled() or k * b <= 2 * _block_rows():
             return self._log_weights(x, eps, q.loc, q.scale, log_sigma)
         out = torch.empty(eps.shape[:-1], dtype=eps.dtype, device=eps.device)
-        step = max(1, _BLOCK_ROWS // b)
+        step = max(1, _block_rows() // b)
         for j in range(0, k, step):
             out[j:j + step] = self._log_weights(x, eps[j:j + step], q.loc, q.scale, log_sigma)
         return out
@@ -120,20 +123,26 @@ class VAE(nn.Module):
                         for m in self.decoder))
 
     def _log_weights_nograd(self, x, eps, loc, scale, log_sigma):
-        """``_log_weights`` without autograd, Bernoulli pixels: blocks of about ``_BLOCK_ROWS`` decoder
-        rows, every intermediate in buffers allocated once per call (fresh pages cost more than the
-        arithmetic on them). Same terms, same order of blocks, same draws."""
+        """``_log_weights`` without autograd, Bernoulli pixels: blocks of about ``_block_rows()``
+        decoder rows, every intermediate in buffers allocated once per call (fresh pages cost more
+        than the arithmetic on them). Same terms, same draws; the last hidden layer is written next
+        to a column of ones so that the output bias rides in the output matmul."""
         k, b, zd = eps.shape
-        kk = max(1, min(k, _BLOCK_ROWS // b))
+        kk = max(1, min(k, _block_rows() // b))
         rows = kk * b
         w, bias = self.to_x.weight, self.to_x.bias
+        hd = w.shape[1]
         xc = x - 0.5
         u = xc @ w  # (B, H): sum_d (x_d - 1/2) l_d = h . u + v
         const = (xc @ bias).add_(log_sigma)  # (B,)
+        w1 = torch.cat([w, bias.unsqueeze(1)], 1)  # (D, H + 1): [W, b]
         opts = {"dtype": eps.dtype, "device": eps.device}
         zbuf, sq = torch.empty(kk, b, zd, **opts), torch.empty(kk, b, zd, **opts)
-        hbufs = [torch.empty(rows, m[0].out_features, **opts) for m in self.decoder]
-        prod = torch.empty(rows, w.shape[1], **opts)
+        hbufs = [torch.empty(rows, m[0].out_features, **opts) for m in self.decoder[:-1]]
+        h1 = torch.empty(rows, hd + 1, **opts)  # [last hidden layer, 1]
+        h1[:, hd] = 1.0
+        hbufs.append(h1[:, :hd])
+        prod = torch.empty(rows, hd, **opts)
         head_out = torch.empty(rows, **opts)
         scratch = head_scratch(rows, w.shape[0], **opts)
         out = torch.empty(k, b, **opts)
@@ -142,13 +151,14 @@ class VAE(nn.Module):
             r = m * b
             e = eps[j:j + m]
             z = torch.addcmul(loc, scale, e, out=zbuf[:m])
-            lpq = torch.mul(e, e, out=sq[:m]).sum(-1)  # log p(z) - log q(z|x) - log_sigma, times 2
+            # log p(z) - log q(z|x) = (sum eps^2 - sum z^2) / 2 + sum log sigma
+            lpq = torch.mul(e, e, out=sq[:m]).sum(-1)
             lpq.sub_(torch.mul(z, z, out=sq[:m]).sum(-1)).mul_(0.5)
             h = z.view(r, zd)
             for layer, buf in zip(self.decoder, hbufs):
                 h = _activation_(torch.addmm(layer[0].bias, h, layer[0].weight.t(), out=buf[:r]), layer[1])
-            lx = torch.mul(h.view(m, b, -1), u, out=prod[:r].view(m, b, -1)).sum(-1)
-            head = _head_nograd(h, w, bias, scratch, head_out[:r]).view(m, b)
+            lx = torch.mul(h.view(m, b, hd), u, out=prod[:r].view(m, b, hd)).sum(-1)
+            head = _head_nograd(h1[:r], w1, None, scratch, head_out[:r]).view(m, b)
             torch.add(lx, lpq, out=out[j:j + m]).add_(const).sub_(head)
         return out
 
