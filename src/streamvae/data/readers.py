@@ -50,14 +50,19 @@ _IDX_TYPES = {
 _SPLITS = ("train", "test")
 
 
-def _read_bytes(path: Path, what: str) -> bytes:
-    """Read a whole file, transparently gunzipping it; errors become DataError."""
+def _read_file(path: Path, what: str) -> bytes:
+    """The raw bytes of ``path``; a missing or unreadable file becomes a DataError naming it."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found (expected {what})") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read file ({exc}); expected {what}") from None
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    """Read a whole file, transparently gunzipping it; errors become DataError."""
+    raw = _read_file(path, what)
     if raw[:2] == _GZIP_MAGIC:
         try:
             return gzip.decompress(raw)
@@ -138,12 +143,7 @@ def _load_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndar
     what = (
         f"a CIFAR python pickle (a dict with keys b'data' (N, 3072) uint8 and {label_key!r})"
     )
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found (expected {what})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc}); expected {what}") from None
+    raw = _read_file(path, what)
     try:
         obj = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except Exception as exc:  # any unpickling failure means a corrupt or foreign file

@@ -24,9 +24,10 @@ from __future__ import annotations
 import torch
 
 from .reservoir import reservoir_index
+from .store import ImageStore
 
 
-class TemporaryMemory:
+class TemporaryMemory(ImageStore):
     """M^t: append every batch; ``shrink`` cuts back to ``capacity`` at random (released rule)."""
 
     capacity: int  # images kept after ``shrink``
@@ -34,21 +35,12 @@ class TemporaryMemory:
     n_kept: int  # images stored at the last ``shrink`` / ``clear``; later rows are new
 
     def __init__(self, capacity: int, dim: int):
-        self.capacity = capacity
-        self.dim = dim
+        super().__init__(capacity, dim)
         self.n_seen = 0
         self.n_kept = 0
-        self._data = torch.zeros(0, dim)
-
-    def __len__(self) -> int:
-        return self._data.shape[0]
-
-    @property
-    def data(self) -> torch.Tensor:
-        return self._data
 
     def add(self, x: torch.Tensor) -> None:
-        self._data = torch.cat([self._data, x])
+        self.append(x)
 
     def over_capacity(self) -> bool:
         return len(self) > self.capacity
@@ -62,14 +54,14 @@ class TemporaryMemory:
         self.n_kept = len(self)
 
     def clear(self) -> None:
-        self._data = torch.zeros(0, self.dim)
+        super().clear()
         self.n_seen = self.n_kept = 0
 
     def state_dict(self) -> dict:
-        return {"data": self._data.clone(), "n_seen": self.n_seen, "n_kept": self.n_kept}
+        return {**super().state_dict(), "n_seen": self.n_seen, "n_kept": self.n_kept}
 
     def load_state_dict(self, state: dict) -> None:
-        self._data = state["data"].clone()
+        super().load_state_dict(state)
         self.n_seen, self.n_kept = int(state["n_seen"]), int(state["n_kept"])
 
 

@@ -18,37 +18,14 @@ import math
 
 import torch
 
-
-class ImageStore:
-    """A growable store of flattened images ``(N, D)`` with a state dict."""
-
-    def __init__(self, capacity: int, dim: int):
-        self.capacity = capacity
-        self.dim = dim
-        self._data = torch.zeros(0, dim)
-
-    def __len__(self) -> int:
-        return self._data.shape[0]
-
-    @property
-    def data(self) -> torch.Tensor:
-        return self._data
-
-    def clear(self) -> None:
-        self._data = torch.zeros(0, self.dim)
-
-    def state_dict(self) -> dict:
-        return {"data": self._data.clone()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._data = state["data"].clone()
+from .store import ImageStore
 
 
 class ShortTermMemory(ImageStore):
     """Takes every incoming batch; ``full()`` once it holds more than ``capacity`` (512: fires at 576)."""
 
     def add(self, x: torch.Tensor) -> None:
-        self._data = torch.cat([self._data, x])
+        self.append(x)
 
     def full(self) -> bool:
         return len(self) > self.capacity
@@ -61,7 +38,7 @@ class LongTermMemory(ImageStore):
         """Append ``x`` unless the memory is at capacity; returns the number added."""
         if len(self) >= self.capacity:
             return 0
-        self._data = torch.cat([self._data, x])
+        self.append(x)
         return len(x)
 
 
