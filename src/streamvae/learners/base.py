@@ -5,6 +5,7 @@ for the progress bar and the logs. The method itself lives in ``observe`` of its
 """
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -14,7 +15,7 @@ from ..data.streams import binarize
 from ..errors import TrainingError
 
 
-class Learner:
+class Learner(abc.ABC):
     needs_dataset = False  # True only for the offline iid bound, which reads the whole training set
     uses_mixture = False  # True: the loop builds a (growable) MixtureVAE instead of a single VAE
 
@@ -61,8 +62,9 @@ class Learner:
         return mean
 
     # -- what the loop and the evaluator ask ---------------------------------------------------
+    @abc.abstractmethod
     def observe(self, x: torch.Tensor) -> dict[str, float]:
-        raise NotImplementedError  # each learner file implements its own algorithm
+        """Learn from one arrival ``x: (B, D)`` (images only); return floats for the logs."""
 
     def memory_sizes(self) -> dict[str, int]:
         return {}
