@@ -113,10 +113,7 @@ def _run(args) -> int:
 
 
 def _eval(args) -> int:
-    import torch
-
-    from .evaluation.evaluator import evaluate
-    from .loop import build
+    from .loop import build, evaluate_point
     from .utils import load_checkpoint, write_json
 
     run_dir = Path(args.run_dir)
@@ -129,18 +126,9 @@ def _eval(args) -> int:
     stream, learner = build(cfg, args.data_root)
     learner.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt")["learner"])
     test = stream.test_set(cfg.eval, cfg.eval.test_size)
-    g = torch.Generator().manual_seed(cfg.seed + 12345)
-    row = evaluate(learner.components(), test, stream.num_tasks, stream.num_tasks, cfg.eval.iw_samples, g,
-                   cfg.eval.chunk_rows)
-    if cfg.eval.fid:  # FID / IS with the dataset's feature classifier (cached)
-        from .evaluation.evaluator import evaluate_generation
-        from .evaluation.fid import feature_classifier
-
-        classifier, info = feature_classifier(cfg.stream.datasets, args.data_root, cfg.eval)
-        row.update(evaluate_generation(learner.components(), stream.test_set(cfg.eval, 0), stream.num_tasks,
-                                       cfg.eval, stream.shape, classifier, info, g))
-    row.update({"learner": cfg.learner.name, "budget": cfg.budget, "name": cfg.name,
-                "iw_samples": cfg.eval.iw_samples, "test_size": int(test.x.shape[0]), **learner.memory_sizes()})
+    # the run's own final evaluation (same draws): without overrides it reproduces results.json
+    row = evaluate_point(cfg, learner, stream, test, len(stream), final=True)
+    row.update({"learner": cfg.learner.name, "budget": cfg.budget, "name": cfg.name})
     write_json(run_dir / "eval.json", row)
     print(results_table([row]))
     return 0

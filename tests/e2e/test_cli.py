@@ -109,6 +109,10 @@ def test_eval_command_rescores_a_finished_run(tmp_path, data_root):
     code, out = run_cli(tmp_path, data_root, "done")
     assert main(["eval", str(out), "--set", "eval.iw_samples=30", "--data-root", data_root]) == 0
     assert "ll_iw30" in json.loads((out / "eval.json").read_text())
+    # without overrides it is the run's own final evaluation, draw for draw
+    assert main(["eval", str(out), "--data-root", data_root]) == 0
+    again, final = json.loads((out / "eval.json").read_text()), json.loads((out / "results.json").read_text())
+    assert again["ll_iw20"] == final["ll_iw20"] and again["recon_sse"] == final["recon_sse"]
 
 
 def test_bad_input_exits_non_zero_with_one_clear_line(tmp_path, data_root, capsys):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from ..data.streams import binarize
+from ..evaluation.likelihood import iw_log_likelihood
 from ..memory import SELECTIONS, LongTermMemory, ShortTermMemory, similarity_scores
 from .base import Learner
 
@@ -91,8 +92,6 @@ class OCM(Learner):
     @torch.no_grad()
     def memory_bound(self, x: torch.Tensor) -> float:
         """R: mean over images (grey, as released) of the mean over components of the k-sample bound."""
-        from ..evaluation.likelihood import iw_log_likelihood
-
         k = self.cfg.learner.expansion_samples
         per_component = [iw_log_likelihood(comp, x, k, self.generator, self.cfg.eval.chunk_rows)
                          for comp in self.model.components]
