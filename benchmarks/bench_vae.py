@@ -40,6 +40,14 @@ from streamvae.learners.base import Learner
 from streamvae.models import VAE
 
 BATCH = 64
+
+
+class _PassLearner(Learner):
+    """The shared Learner machinery (fused Adam, ``train_pass``) with a trivial ``observe``."""
+
+    def observe(self, x):
+        return {"loss": self.train_pass(x)}
+
 K_EVAL = 1000
 LOG_2PI = math.log(2 * math.pi)
 
@@ -207,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     for samples in (50, 1):
         cfg = RunConfig(learner=LearnerConfig(elbo_samples=samples))
         model = VAE(ModelConfig())
-        learner = Learner(cfg, model, torch.Generator().manual_seed(0))
+        learner = _PassLearner(cfg, model, torch.Generator().manual_seed(0))
         xb = torch.bernoulli(x_pool[:BATCH], generator=torch.Generator().manual_seed(1))
         gen = learner.generator
 

@@ -18,7 +18,8 @@ from torch import nn
 from torch.distributions import Normal
 
 from ..config import ModelConfig
-from .likelihoods import BernoulliImage, GaussianImage, _head_nograd, bernoulli_head, head_scratch
+from .. import kernels
+from .likelihoods import BernoulliImage, GaussianImage, _head_nograd, bernoulli_loglik, head_scratch
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "elu": nn.ELU}
 _BLOCK_ROWS = 1024  # decoder rows per thread and block in log_weights without autograd (stay in L2)
@@ -132,19 +133,25 @@ class VAE(nn.Module):
         rows = kk * b
         w, bias = self.to_x.weight, self.to_x.bias
         hd = w.shape[1]
-        xc = x - 0.5
-        u = xc @ w  # (B, H): sum_d (x_d - 1/2) l_d = h . u + v
-        const = (xc @ bias).add_(log_sigma)  # (B,)
-        w1 = torch.cat([w, bias.unsqueeze(1)], 1)  # (D, H + 1): [W, b]
+        lib = kernels.native() if x.dtype == torch.float32 and x.device.type == "cpu" else None
+        xs = x.contiguous()
+        if lib is None:  # torch path: sum_d (x_d - 1/2) l_d = h . u + v, then bernoulli_head
+            xc = x - 0.5
+            u = xc @ w  # (B, H)
+            const = (xc @ bias).add_(log_sigma)  # (B,)
+        w1t = torch.cat([w, bias.unsqueeze(1)], 1).t()  # (H + 1, D): [W, b]^T
         opts = {"dtype": eps.dtype, "device": eps.device}
         zbuf, sq = torch.empty(kk, b, zd, **opts), torch.empty(kk, b, zd, **opts)
         hbufs = [torch.empty(rows, m[0].out_features, **opts) for m in self.decoder[:-1]]
         h1 = torch.empty(rows, hd + 1, **opts)  # [last hidden layer, 1]
         h1[:, hd] = 1.0
         hbufs.append(h1[:, :hd])
-        prod = torch.empty(rows, hd, **opts)
-        head_out = torch.empty(rows, **opts)
-        scratch = head_scratch(rows, w.shape[0], **opts)
+        if lib is None:
+            prod = torch.empty(rows, hd, **opts)
+            head_out = torch.empty(rows, **opts)
+            scratch = head_scratch(rows, w.shape[0], **opts)
+        else:
+            logits = torch.empty(rows, w.shape[0], **opts)
         out = torch.empty(k, b, **opts)
         for j in range(0, k, kk):
             m = min(kk, k - j)
@@ -157,8 +164,12 @@ class VAE(nn.Module):
             h = z.view(r, zd)
             for layer, buf in zip(self.decoder, hbufs):
                 h = _activation_(torch.addmm(layer[0].bias, h, layer[0].weight.t(), out=buf[:r]), layer[1])
+            if lib is not None:  # one matmul, then the kernel's single pass over the logits
+                lx = kernels.bernoulli_loglik(lib, torch.mm(h1[:r], w1t, out=logits[:r]), xs).view(m, b)
+                torch.add(lx, lpq, out=out[j:j + m]).add_(log_sigma)
+                continue
             lx = torch.mul(h.view(m, b, hd), u, out=prod[:r].view(m, b, hd)).sum(-1)
-            head = _head_nograd(h1[:r], w1, None, scratch, head_out[:r]).view(m, b)
+            head = _head_nograd(h1[:r], w1t.t(), None, scratch, head_out[:r]).view(m, b)
             torch.add(lx, lpq, out=out[j:j + m]).add_(const).sub_(head)
         return out
 
@@ -170,10 +181,7 @@ class VAE(nn.Module):
         """
         if self.cfg.likelihood == "gaussian" or type(self).decode is not VAE.decode:
             return self.decode(z).log_prob(x)
-        h = self.decoder(z)
-        w, b = self.to_x.weight, self.to_x.bias
-        xc = x - 0.5
-        return (h * (xc @ w)).sum(-1) + xc @ b - bernoulli_head(h, w, b)
+        return bernoulli_loglik(self.decoder(z), self.to_x.weight, self.to_x.bias, x)
 
     def elbo(self, x: torch.Tensor, samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """Monte-Carlo ELBO (mean over ``samples`` draws, sampled KL): ``(B,)``."""

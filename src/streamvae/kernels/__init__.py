@@ -1,0 +1,142 @@
+"""Small native kernels, compiled on first use; torch code is the fallback and the reference.
+
+streamvae is pure Python, but the Bernoulli decoder head (one exp per logit, 784 logits per decoder
+row) is where a CPU step spends the time its matmuls do not: as separate torch ops it makes 5-8
+passes over the logits. ``bernoulli.c`` does it in one pass. It is compiled here with the system C
+compiler (``$CC``, else ``cc``/``gcc``) into the user cache, keyed by the source, the compiler and
+the CPU flags, and loaded with ctypes. Nothing happens at import time.
+
+    from streamvae import kernels
+    lib = kernels.native()          # None when disabled or when no compiler works (torch path then)
+
+Switches: ``set_enabled(False)`` (the run config's ``kernels: torch`` does this) or the environment
+variable ``STREAMVAE_KERNELS=torch``. Both paths compute the same terms; they agree to fp32 rounding.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+_SOURCE = Path(__file__).with_name("bernoulli.c")
+_FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp", "-shared", "-fPIC"]
+_lock = threading.Lock()
+_state: dict = {"lib": None, "tried": False, "enabled": None, "error": None}
+
+
+def set_enabled(flag: bool | None) -> None:
+    """Force native kernels on/off for this process (``None``: back to the environment's choice)."""
+    _state["enabled"] = flag
+
+
+def enabled() -> bool:
+    if _state["enabled"] is not None:
+        return bool(_state["enabled"])
+    return os.environ.get("STREAMVAE_KERNELS", "auto").lower() not in ("torch", "0", "off", "none")
+
+
+def _cache_root() -> Path:
+    if os.environ.get("STREAMVAE_CACHE"):
+        return Path(os.environ["STREAMVAE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "streamvae"
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line
+    except OSError:
+        pass
+    import platform
+    return platform.machine() + platform.processor()
+
+
+def _compiler() -> str | None:
+    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if cc and shutil.which(cc):
+            return cc
+    return None
+
+
+def _build(cc: str) -> Path:
+    src = _SOURCE.read_bytes()
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60).stdout
+    key = hashlib.sha256(src + version.encode() + _cpu_flags().encode() + " ".join(_FLAGS).encode())
+    out = _cache_root() / "kernels" / f"bernoulli-{key.hexdigest()[:16]}.so"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    try:
+        res = subprocess.run([cc, *_FLAGS, str(_SOURCE), "-o", tmp, "-lm"], capture_output=True,
+                             text=True, timeout=300)
+        if res.returncode != 0:
+            raise RuntimeError(f"{cc} failed: {res.stderr.strip()[-500:]}")
+        os.replace(tmp, out)  # atomic: a concurrent process sees the old name or the whole file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def native():
+    """The loaded kernel library, or ``None`` (disabled, or no working compiler: a warning, once)."""
+    if not enabled():
+        return None
+    if _state["tried"]:
+        return _state["lib"]
+    with _lock:
+        if not _state["tried"]:
+            try:
+                import torch  # noqa: F401  (its OpenMP runtime must be loaded first: ours is the same one)
+                cc = _compiler()
+                if cc is None:
+                    raise RuntimeError("no C compiler found (set CC)")
+                lib = ctypes.CDLL(str(_build(cc)))
+                f = lib.bernoulli_loglik
+                i64, ptr = ctypes.c_int64, ctypes.c_void_p
+                f.argtypes = [ptr, i64, ptr, i64, i64, i64, i64, ptr, ptr, ctypes.c_int]
+                f.restype = None
+                _state["lib"] = lib
+            except Exception as e:  # any failure: the torch path is always correct
+                _state["error"] = str(e)
+                warnings.warn(f"streamvae: native kernels unavailable ({e}); using the torch path "
+                              "(slower, same results up to fp32 rounding)", RuntimeWarning, stacklevel=2)
+            _state["tried"] = True
+    return _state["lib"]
+
+
+def status() -> str:
+    """One line for logs: which path the Bernoulli head takes."""
+    if not enabled():
+        return "torch (native kernels disabled)"
+    lib = native()
+    return "native (compiled C, OpenMP)" if lib is not None else f"torch ({_state['error']})"
+
+
+def bernoulli_loglik(lib, logits, x, grad=None):
+    """Row log-likelihoods ``(R,)`` of fp32 logits ``(R, D)`` (row stride may exceed D) given images
+    ``x: (B, D)`` (row r of the logits belongs to image ``r % B``). With ``grad`` (same layout as the
+    logits, possibly the logits themselves) it also receives ``x - sigmoid(logits)``."""
+    import torch
+    r, d = logits.shape
+    b = x.shape[0]
+    if not (logits.dtype == x.dtype == torch.float32 and logits.stride(1) == 1 and x.stride(1) == 1
+            and x.shape[1] == d and r % b == 0):
+        raise ValueError("bernoulli_loglik: fp32 row-major logits (R, D) and x (B, D) with R % B == 0")
+    out = torch.empty(r, dtype=torch.float32, device=logits.device)
+    if grad is not None and grad.stride() != logits.stride():
+        raise ValueError("bernoulli_loglik: grad must have the logits' layout")
+    lib.bernoulli_loglik(logits.data_ptr(), logits.stride(0), x.data_ptr(), x.stride(0), b, r, d,
+                         out.data_ptr(), 0 if grad is None else grad.data_ptr(), torch.get_num_threads())
+    return out
