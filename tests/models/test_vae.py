@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from streamvae import kernels
 from streamvae.config import ModelConfig
 from streamvae.evaluation import elbo_per_image, iw_log_likelihood
 from streamvae.models import VAE
@@ -30,7 +31,7 @@ def test_log_weights_are_the_textbook_terms():
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     lw = vae.log_weights(x, 3, g1)
     q = vae.encode(x)
-    z = q.loc + q.scale * torch.randn((3, 4, 50), generator=g2)
+    z = q.loc + q.scale * kernels.randn((3, 4, 50), generator=g2)
     px = torch.distributions.Bernoulli(logits=vae.to_x(vae.decoder(z))).log_prob(x).sum(-1)
     pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
     assert torch.allclose(lw, px + pz - q.log_prob(z).sum(-1), atol=1e-3)
@@ -90,7 +91,10 @@ def test_iw_estimate_matches_closed_form_likelihood():
     elbo = elbo_per_image(model, x, samples=1, generator=g)
     gap_elbo = (truth - elbo).mean()
     gap_iw = (truth - est).mean()
+    se = (truth - est).std() / len(x) ** 0.5  # Monte-Carlo standard error of gap_iw
     assert gap_elbo > 0.05  # the imperfect encoder makes the ELBO visibly loose
-    assert 0 <= gap_iw < 0.05 * gap_elbo + 1e-3  # k = 1000 closes (almost) all of it, and never overshoots
+    # k = 1000 closes (almost) all of it, and does not overshoot beyond Monte-Carlo noise (the bound
+    # holds in expectation: E log mean w <= log p(x))
+    assert -3 * se <= gap_iw < 0.05 * gap_elbo + 1e-3
     assert (est.float() - truth).abs().max() < 0.2  # per image: Monte-Carlo noise only
     assert math.isfinite(float(est.mean()))

@@ -103,10 +103,12 @@ def native():
                 if cc is None:
                     raise RuntimeError("no C compiler found (set CC)")
                 lib = ctypes.CDLL(str(_build(cc)))
-                f = lib.bernoulli_loglik
-                i64, ptr = ctypes.c_int64, ctypes.c_void_p
-                f.argtypes = [ptr, i64, ptr, i64, i64, i64, i64, ptr, ptr, ctypes.c_int]
-                f.restype = None
+                i64, ptr, cint = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+                lib.bernoulli_loglik.argtypes = [ptr, i64, ptr, ptr, i64, i64, i64, i64, ptr, ptr, cint]
+                lib.act_backward.argtypes = [ptr, i64, ptr, i64, ptr, i64, i64, cint, cint]
+                lib.philox_normal.argtypes = [ptr, i64, ctypes.c_uint64, cint]
+                for f in (lib.bernoulli_loglik, lib.act_backward, lib.philox_normal):
+                    f.restype = None
                 _state["lib"] = lib
             except Exception as e:  # any failure: the torch path is always correct
                 _state["error"] = str(e)
@@ -124,19 +126,54 @@ def status() -> str:
     return "native (compiled C, OpenMP)" if lib is not None else f"torch ({_state['error']})"
 
 
-def bernoulli_loglik(lib, logits, x, grad=None):
-    """Row log-likelihoods ``(R,)`` of fp32 logits ``(R, D)`` (row stride may exceed D) given images
-    ``x: (B, D)`` (row r of the logits belongs to image ``r % B``). With ``grad`` (same layout as the
-    logits, possibly the logits themselves) it also receives ``x - sigmoid(logits)``."""
+def bernoulli_loglik(lib, logits, x, bias=None, grad=None):
+    """Row log-likelihoods ``(R,)`` of fp32 logits ``(R, D)`` (+ ``bias: (D,)``; row stride may exceed
+    D) given images ``x: (B, D)`` (row r of the logits belongs to image ``r % B``). With ``grad``
+    (same layout as the logits, possibly the logits themselves) it also receives
+    ``x - sigmoid(logits + bias)``, the gradient with respect to the logits."""
     import torch
     r, d = logits.shape
     b = x.shape[0]
     if not (logits.dtype == x.dtype == torch.float32 and logits.stride(1) == 1 and x.stride(1) == 1
             and x.shape[1] == d and r % b == 0):
         raise ValueError("bernoulli_loglik: fp32 row-major logits (R, D) and x (B, D) with R % B == 0")
-    out = torch.empty(r, dtype=torch.float32, device=logits.device)
     if grad is not None and grad.stride() != logits.stride():
         raise ValueError("bernoulli_loglik: grad must have the logits' layout")
-    lib.bernoulli_loglik(logits.data_ptr(), logits.stride(0), x.data_ptr(), x.stride(0), b, r, d,
-                         out.data_ptr(), 0 if grad is None else grad.data_ptr(), torch.get_num_threads())
+    if bias is None:
+        bias = torch.zeros(d)
+    bias = bias.detach().contiguous()
+    out = torch.empty(r, dtype=torch.float32, device=logits.device)
+    lib.bernoulli_loglik(logits.data_ptr(), logits.stride(0), bias.data_ptr(), x.data_ptr(), x.stride(0), b,
+                         r, d, out.data_ptr(), 0 if grad is None else grad.data_ptr(), torch.get_num_threads())
+    return out
+
+
+ACTIVATION_KINDS = {"identity": 0, "tanh": 1, "relu": 2}
+
+
+def act_backward(lib, g, y, kind: str, scale=None) -> None:
+    """In place: ``g *= scale[:, None] * act'(.)`` from the activation's output ``y`` (tanh or relu)."""
+    import torch
+    rows, n = g.shape
+    if not (g.stride(1) == 1 and y.stride(1) == 1 and y.shape == g.shape and g.dtype == y.dtype == torch.float32):
+        raise ValueError("act_backward: fp32 row-major g and y of the same shape")
+    sp = 0
+    if scale is not None:
+        scale = scale.contiguous()
+        sp = scale.data_ptr()
+    lib.act_backward(g.data_ptr(), g.stride(0), y.data_ptr(), y.stride(0), sp, rows, n,
+                     ACTIVATION_KINDS[kind], torch.get_num_threads())
+
+
+def randn(shape, generator=None, dtype=None, device=None):
+    """Standard normal draws of ``shape``: the native Philox kernel keyed by one 63-bit draw from
+    ``generator`` (fp32 on the CPU, kernels on), else ``torch.randn`` with that generator."""
+    import torch
+    dtype = dtype or torch.get_default_dtype()
+    lib = native() if (dtype == torch.float32 and (device is None or torch.device(device).type == "cpu")) else None
+    if lib is None:
+        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+    key = int(torch.randint(0, 2 ** 63 - 1, (1,), generator=generator, dtype=torch.int64))
+    out = torch.empty(shape, dtype=torch.float32)
+    lib.philox_normal(out.data_ptr(), out.numel(), key, torch.get_num_threads())
     return out

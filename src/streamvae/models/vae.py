@@ -19,6 +19,7 @@ from torch.distributions import Normal
 
 from ..config import ModelConfig
 from .. import kernels
+from .fused import activation_kinds, decoder_loglik
 from .likelihoods import BernoulliImage, GaussianImage, _head_nograd, bernoulli_loglik, head_scratch
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "elu": nn.ELU}
@@ -97,7 +98,7 @@ class VAE(nn.Module):
         and the result (up to fp32 rounding) do not depend on the blocking.
         """
         q = self.encode(x) if q is None else q
-        eps = torch.randn((k,) + q.loc.shape, generator=generator, device=x.device, dtype=x.dtype)
+        eps = kernels.randn((k,) + q.loc.shape, generator=generator, device=x.device, dtype=x.dtype)
         # log p(z) - log q(z|x) with z = mu + sigma * eps: the 2 pi terms cancel, and
         # log q(z|x) = sum(-eps^2 / 2 - log sigma) - const needs no division by sigma
         log_sigma = torch.log(q.scale).sum(-1)  # (B,)
@@ -126,33 +127,33 @@ class VAE(nn.Module):
     def _log_weights_nograd(self, x, eps, loc, scale, log_sigma):
         """``_log_weights`` without autograd, Bernoulli pixels: blocks of about ``_block_rows()``
         decoder rows, every intermediate in buffers allocated once per call (fresh pages cost more
-        than the arithmetic on them). Same terms, same draws; the last hidden layer is written next
-        to a column of ones so that the output bias rides in the output matmul."""
+        than the arithmetic on them). Same terms, same draws. With the native kernels the output
+        layer is one matmul and one kernel pass (bias, x . l, softplus); on the torch path the last
+        hidden layer is written next to a column of ones so that the bias rides in the matmul."""
         k, b, zd = eps.shape
         kk = max(1, min(k, _block_rows() // b))
         rows = kk * b
         w, bias = self.to_x.weight, self.to_x.bias
         hd = w.shape[1]
         lib = kernels.native() if x.dtype == torch.float32 and x.device.type == "cpu" else None
-        xs = x.contiguous()
-        if lib is None:  # torch path: sum_d (x_d - 1/2) l_d = h . u + v, then bernoulli_head
+        opts = {"dtype": eps.dtype, "device": eps.device}
+        zbuf, sq = torch.empty(kk, b, zd, **opts), torch.empty(kk, b, zd, **opts)
+        hbufs = [torch.empty(rows, m[0].out_features, **opts) for m in self.decoder]
+        out = torch.empty(k, b, **opts)
+        if lib is not None:
+            xs = x.contiguous()
+            logits = torch.empty(rows, w.shape[0], **opts)
+        else:  # sum_d (x_d - 1/2) l_d = h . u + v, then bernoulli_head
             xc = x - 0.5
             u = xc @ w  # (B, H)
             const = (xc @ bias).add_(log_sigma)  # (B,)
-        w1t = torch.cat([w, bias.unsqueeze(1)], 1).t()  # (H + 1, D): [W, b]^T
-        opts = {"dtype": eps.dtype, "device": eps.device}
-        zbuf, sq = torch.empty(kk, b, zd, **opts), torch.empty(kk, b, zd, **opts)
-        hbufs = [torch.empty(rows, m[0].out_features, **opts) for m in self.decoder[:-1]]
-        h1 = torch.empty(rows, hd + 1, **opts)  # [last hidden layer, 1]
-        h1[:, hd] = 1.0
-        hbufs.append(h1[:, :hd])
-        if lib is None:
+            w1 = torch.cat([w, bias.unsqueeze(1)], 1)  # (D, H + 1): [W, b]
+            h1 = torch.empty(rows, hd + 1, **opts)  # [last hidden layer, 1]
+            h1[:, hd] = 1.0
+            hbufs[-1] = h1[:, :hd]
             prod = torch.empty(rows, hd, **opts)
             head_out = torch.empty(rows, **opts)
             scratch = head_scratch(rows, w.shape[0], **opts)
-        else:
-            logits = torch.empty(rows, w.shape[0], **opts)
-        out = torch.empty(k, b, **opts)
         for j in range(0, k, kk):
             m = min(kk, k - j)
             r = m * b
@@ -164,13 +165,13 @@ class VAE(nn.Module):
             h = z.view(r, zd)
             for layer, buf in zip(self.decoder, hbufs):
                 h = _activation_(torch.addmm(layer[0].bias, h, layer[0].weight.t(), out=buf[:r]), layer[1])
-            if lib is not None:  # one matmul, then the kernel's single pass over the logits
-                lx = kernels.bernoulli_loglik(lib, torch.mm(h1[:r], w1t, out=logits[:r]), xs).view(m, b)
-                torch.add(lx, lpq, out=out[j:j + m]).add_(log_sigma)
-                continue
-            lx = torch.mul(h.view(m, b, hd), u, out=prod[:r].view(m, b, hd)).sum(-1)
-            head = _head_nograd(h1[:r], w1t.t(), None, scratch, head_out[:r]).view(m, b)
-            torch.add(lx, lpq, out=out[j:j + m]).add_(const).sub_(head)
+            if lib is not None:
+                lx = kernels.bernoulli_loglik(lib, torch.mm(h, w.t(), out=logits[:r]), xs, bias=bias)
+                torch.add(lx.view(m, b), lpq, out=out[j:j + m]).add_(log_sigma)
+            else:
+                lx = torch.mul(h.view(m, b, hd), u, out=prod[:r].view(m, b, hd)).sum(-1)
+                head = _head_nograd(h1[:r], w1, None, scratch, head_out[:r]).view(m, b)
+                torch.add(lx, lpq, out=out[j:j + m]).add_(const).sub_(head)
         return out
 
     def _log_px(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -181,6 +182,12 @@ class VAE(nn.Module):
         """
         if self.cfg.likelihood == "gaussian" or type(self).decode is not VAE.decode:
             return self.decode(z).log_prob(x)
+        kinds = activation_kinds(self.decoder)
+        if (kinds and torch.is_grad_enabled() and x.dim() == 2 and z.dim() >= 2 and z.shape[-2] == x.shape[0]
+                and z.dtype == x.dtype == torch.float32 and z.device.type == "cpu" and not x.requires_grad):
+            lib = kernels.native()
+            if lib is not None:
+                return decoder_loglik(lib, self.decoder, self.to_x, z, x, kinds)
         return bernoulli_loglik(self.decoder(z), self.to_x.weight, self.to_x.bias, x)
 
     def elbo(self, x: torch.Tensor, samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
