@@ -25,7 +25,7 @@ import warnings
 from pathlib import Path
 
 _SOURCE = Path(__file__).with_name("bernoulli.c")
-_FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp", "-shared", "-fPIC"]
+_FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-mrecip", "-fopenmp", "-shared", "-fPIC"]
 _lock = threading.Lock()
 _state: dict = {"lib": None, "tried": False, "enabled": None, "error": None}
 
