@@ -150,6 +150,7 @@ class RunConfig:
     out_dir: str = "runs"  # parent folder of run directories
     checkpoint_every: int = 100  # arrivals between checkpoints (0: only at the end)
     threads: int = 0  # torch intra-op threads (0: leave torch's default)
+    kernels: str = "auto"  # auto | native | torch: the C kernels of streamvae.kernels (auto: when a compiler works)
     progress: bool = True  # show a progress bar
     tensorboard: bool = False  # also log scalars and image grids to run_dir/tensorboard (pip install tensorboard)
     stream: StreamConfig = field(default_factory=StreamConfig)
@@ -320,6 +321,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 
 
 _CHOICES = {
+    "kernels": ("auto", "native", "torch"),
     "stream.order": ("class-order", "pairs"),
     "stream.tasks": ("pairs", "dataset"),
     "model.name": ("mlp-vae", "vaegan"),

@@ -14,13 +14,15 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
 from . import config as C
+from . import kernels
 from .data.streams import Stream
-from .errors import StreamVAEError
+from .errors import ConfigError, StreamVAEError
 from .evaluation.evaluator import evaluate, evaluate_generation
 from .evaluation.fid import feature_classifier
 from .evaluation.probe import probe_metrics, probe_training_set
@@ -48,6 +50,7 @@ def build(cfg: C.RunConfig, data_root: str | None):
     """Everything a run needs, deterministically from ``cfg.seed``."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
+    use_kernels(cfg)
     stream = Stream(cfg.stream, data_root=data_root, seed=cfg.seed)
     torch.manual_seed(cfg.seed)  # model initialisation
     cls = LEARNERS[cfg.learner.name]
@@ -58,6 +61,18 @@ def build(cfg: C.RunConfig, data_root: str | None):
     else:
         learner = cls(cfg, model, generator)
     return stream, learner
+
+
+def use_kernels(cfg: C.RunConfig) -> bool:
+    """Apply ``cfg.kernels``; True when the native kernels run. They draw the model's Gaussian noise
+    from Philox streams (torch.randn on the torch path), so the two paths give different draws:
+    the path is recorded in results.json and in checkpoints."""
+    kernels.set_enabled(cfg.kernels != "torch")
+    native = kernels.native() is not None
+    if cfg.kernels == "native" and not native:
+        raise ConfigError(f"kernels=native but the native kernels cannot be built here ({kernels.status()}); "
+                          "use kernels=auto or kernels=torch")
+    return native
 
 
 def _eval_generator(cfg: C.RunConfig, arrival: int) -> torch.Generator:
@@ -145,6 +160,11 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
         ckpt = load_checkpoint(run_dir / "checkpoint.pt")
         learner.load_state_dict(ckpt["learner"])
         start, wall_before = ckpt["arrival"], ckpt["wall_s"]
+        was_native = ckpt.get("native_kernels", False)
+        if was_native != (kernels.native() is not None):
+            warnings.warn(f"this run started on the {'native' if was_native else 'torch'} kernel path and continues "
+                          f"on the other one ({kernels.status()}): its random draws differ from an uninterrupted "
+                          "run's from here on", RuntimeWarning, stacklevel=2)
         # drop evaluation lines written after the checkpoint: they will be recomputed identically
         write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r["arrival"] <= start])
     else:
@@ -154,6 +174,7 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
     def checkpoint(arrival: int, wall: float) -> None:
         save_checkpoint(run_dir / "checkpoint.pt", {
             "config": C.to_dict(cfg), "arrival": arrival, "wall_s": wall, "learner": learner.state_dict(),
+            "native_kernels": kernels.native() is not None,
             "torch_rng": torch.get_rng_state()})
 
     stop = {"requested": False}
@@ -219,7 +240,7 @@ def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float) -> d
     keep = {k: v for k, v in row.items() if k not in ("task_ends", "final")}
     return {"name": cfg.name, "learner": cfg.learner.name, "budget": cfg.budget, "seed": cfg.seed,
             "datasets": list(cfg.stream.datasets), "order": cfg.stream.order, "arrivals": len(stream),
-            "task_names": stream.task_names, **keep, "train_wall_s": wall}
+            "task_names": stream.task_names, **keep, "train_wall_s": wall, "kernels": kernels.status()}
 
 
 def _append(path: Path, row: dict) -> None:

@@ -8,7 +8,7 @@ import signal
 import pytest
 import torch
 
-from streamvae import loop
+from streamvae import kernels, loop
 from streamvae.cli import main
 from streamvae.data.streams import Stream
 from streamvae.learners import LEARNERS
@@ -44,8 +44,9 @@ def test_each_learner_runs_and_writes_its_results(tmp_path, data_root, learner, 
     assert "| run | learner |" in capsys.readouterr().out
 
 
-def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, data_root, monkeypatch):
-    code, full = run_cli(tmp_path, data_root, "full")
+@pytest.mark.parametrize("path", ["auto", "torch"])
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, data_root, monkeypatch, path):
+    code, full = run_cli(tmp_path, data_root, "full", "--set", f"kernels={path}")
     assert code == 0
     real_batch = Stream.batch
 
@@ -56,7 +57,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, data_root, m
 
     monkeypatch.setattr(Stream, "batch", crash_at_4)
     with pytest.raises(RuntimeError):
-        run_cli(tmp_path, data_root, "crashed")
+        run_cli(tmp_path, data_root, "crashed", "--set", f"kernels={path}")
     monkeypatch.setattr(Stream, "batch", real_batch)
     crashed = tmp_path / "crashed"
     assert torch.load(crashed / "checkpoint.pt", weights_only=False)["arrival"] == 4
@@ -66,6 +67,22 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, data_root, m
     assert comparable(a) == comparable(b)
     strip = lambda p: [comparable(json.loads(x)) for x in p.read_text().splitlines()]  # noqa: E731
     assert strip(full / "metrics.jsonl") == strip(crashed / "metrics.jsonl")
+    assert a["kernels"].startswith("torch" if path == "torch" or kernels.native() is None else "native")
+
+
+def test_kernel_paths_agree_statistically_and_native_is_refused_without_a_compiler(
+        tmp_path, data_root, monkeypatch, capsys):
+    res = {}
+    for path in ("auto", "torch"):
+        code, out = run_cli(tmp_path, data_root, path, "--set", f"kernels={path}")
+        assert code == 0
+        res[path] = json.loads((out / "results.json").read_text())
+    # different Gaussian draws on the two paths, the same model and data: close, not equal
+    assert abs(res["auto"]["ll_iw20"] - res["torch"]["ll_iw20"]) < 0.02 * abs(res["torch"]["ll_iw20"])
+    monkeypatch.setattr(kernels, "_state", {"lib": None, "tried": True, "enabled": None, "error": "no C compiler found"})
+    code, _ = run_cli(tmp_path, data_root, "native", "--set", "kernels=native")
+    assert code == 2
+    assert "kernels=native" in capsys.readouterr().err
 
 
 def test_ctrl_c_checkpoints_cleanly_and_resumes_identically(tmp_path, data_root, monkeypatch):
