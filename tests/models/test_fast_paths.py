@@ -45,3 +45,16 @@ def test_log_weights_same_with_and_without_autograd_and_match_decode():
     px = vae.decode(z).log_prob(x)
     ref = px + torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
     assert torch.allclose(lw_grad, ref, rtol=1e-5, atol=1e-3)
+
+
+def test_reparameterize_node_has_the_autograd_gradients():
+    from streamvae.models.vae import _Reparameterize
+
+    g = torch.Generator().manual_seed(0)
+    loc = torch.randn(5, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    scale = (torch.rand(5, 3, dtype=torch.float64, generator=g) + 0.5).requires_grad_()
+    eps = torch.randn(4, 5, 3, dtype=torch.float64, generator=g)
+    assert torch.autograd.gradcheck(lambda a, b: _Reparameterize.apply(a, b, eps), (loc, scale))
+    z, half = _Reparameterize.apply(loc, scale, eps)
+    assert torch.allclose(z, loc + scale * eps)
+    assert torch.allclose(half, 0.5 * (eps ** 2 - z ** 2).sum(-1))
