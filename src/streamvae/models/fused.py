@@ -10,7 +10,8 @@ saves about a dozen passes over the decoder activations and the graph bookkeepin
 Used by :class:`~streamvae.models.vae.VAE` when the native kernels are loaded, the tensors are fp32
 on the CPU and every decoder block is ``Linear`` + ``Tanh``/``ReLU``; otherwise the torch path runs.
 
-    out = decoder_loglik(lib, vae.decoder, vae.to_x, z, x)   # z: (..., B, Z), x: (B, D) -> (..., B)
+    kinds = activation_kinds(vae.decoder)                         # None: use the torch path
+    out = decoder_loglik(lib, vae.decoder, vae.to_x, z, x, kinds)  # z: (..., B, Z), x: (B, D) -> (..., B)
 """
 from __future__ import annotations
 

@@ -116,64 +116,24 @@ class _BernoulliHead(torch.autograd.Function):
         return gh, gw, gb
 
 
-class _NativeBernoulliLogLik(torch.autograd.Function):
-    """``log p(x | l)`` for Bernoulli pixels with logits ``l = h w^T + b``, ``h: (R, H)``, ``x: (B, D)``
-    (row r of ``h`` belongs to image ``r % B``): ``(R,)``, through the native kernel.
-
-    Forward: one matmul writes the logits (the bias rides as a column of ones), then one pass of the
-    kernel sums the row log-likelihoods and overwrites the logits with ``x - sigmoid(l)``, the
-    gradient with respect to ``l``. Backward is two matmuls and a per-row scale of the narrow side.
-    """
-
-    @staticmethod
-    def forward(ctx, h, w, b, x, lib):  # type: ignore[override]
-        from .. import kernels
-        (r, k), d = h.shape, w.shape[0]
-        h1 = torch.empty(r, k + 1, dtype=h.dtype, device=h.device)  # [h, 1]
-        h1[:, :k] = h
-        h1[:, k] = 1.0
-        g = torch.mm(h1, torch.cat([w, b.unsqueeze(1)], 1).t())  # logits (R, D), then x - sigmoid(l)
-        out = kernels.bernoulli_loglik(lib, g, x, grad=g)
-        ctx.save_for_backward(h1, w, g)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        h1, w, g = ctx.saved_tensors
-        k = w.shape[1]
-        gs = grad.unsqueeze(-1)
-        gh = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gh = torch.mm(g, w).mul_(gs)
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            gwb = torch.mm((h1 * gs).t(), g)  # (k + 1, D): [grad w, grad b]^T in one product
-            gw, gb = gwb[:k].t(), gwb[k]
-        return gh, gw, gb, None, None
-
-
 def bernoulli_loglik(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``sum_d x_d l_d - softplus(l_d)`` with logits ``l = h w^T + b``, ``h: (..., B, H)``, ``x: (B, D)``.
 
-    Returns ``(..., B)``: the Bernoulli log-likelihood of every decoder row, with or without autograd.
-    The native kernel (``streamvae.kernels``) is used for fp32 CPU tensors when it is available; the
-    torch path is the reference (``h . (w^T (x - 1/2)) + (x - 1/2) . b - bernoulli_head(h, w, b)``).
-    Both equal ``-F.binary_cross_entropy_with_logits(l, x).sum(-1)`` up to fp32 rounding.
+    Returns ``(..., B)``: the Bernoulli log-likelihood of every decoder row. Without autograd, for fp32
+    CPU tensors, the native kernel (``streamvae.kernels``) does it in one pass over the logits; with
+    autograd (or without the kernels) the torch path runs: ``h . (w^T (x - 1/2)) + (x - 1/2) . b -
+    bernoulli_head(h, w, b)``. (Training on the kernels goes through ``models.fused``, which takes
+    the whole decoder.) Both equal ``-F.binary_cross_entropy_with_logits(l, x).sum(-1)`` up to fp32
+    rounding.
     """
     from .. import kernels
     lib = None
-    if (x.dim() == 2 and h.dim() >= 2 and h.shape[-2] == x.shape[0] and h.dtype == torch.float32
-            and x.dtype == torch.float32 and h.device.type == "cpu" and not x.requires_grad):
+    if (not torch.is_grad_enabled() and x.dim() == 2 and h.dim() >= 2 and h.shape[-2] == x.shape[0]
+            and h.dtype == x.dtype == torch.float32 and h.device.type == "cpu"):
         lib = kernels.native()
     if lib is not None:
-        lead = h.shape[:-1]
-        h2 = h.reshape(-1, h.shape[-1])
-        xc = x.contiguous()
-        if torch.is_grad_enabled() and (h.requires_grad or w.requires_grad or b.requires_grad):
-            out = _NativeBernoulliLogLik.apply(h2, w, b, xc, lib)
-        else:
-            logits = torch.addmm(b, h2, w.t())
-            out = kernels.bernoulli_loglik(lib, logits, xc)
-        return out.reshape(lead)
+        logits = torch.mm(h.reshape(-1, h.shape[-1]), w.t())
+        return kernels.bernoulli_loglik(lib, logits, x.contiguous(), bias=b).reshape(h.shape[:-1])
     xc = x - 0.5
     return (h * (xc @ w)).sum(-1) + xc @ b - bernoulli_head(h, w, b)
 
