@@ -106,8 +106,9 @@ def native():
                 i64, ptr, cint = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
                 lib.bernoulli_loglik.argtypes = [ptr, i64, ptr, ptr, i64, i64, i64, i64, ptr, ptr, cint]
                 lib.act_backward.argtypes = [ptr, i64, ptr, i64, ptr, i64, i64, cint, cint]
+                lib.act_forward.argtypes = [ptr, i64, ptr, ptr, i64, i64, i64, cint, cint, cint]
                 lib.philox_normal.argtypes = [ptr, i64, ctypes.c_uint64, cint]
-                for f in (lib.bernoulli_loglik, lib.act_backward, lib.philox_normal):
+                for f in (lib.bernoulli_loglik, lib.act_backward, lib.act_forward, lib.philox_normal):
                     f.restype = None
                 _state["lib"] = lib
             except Exception as e:  # any failure: the torch path is always correct
@@ -163,6 +164,19 @@ def act_backward(lib, g, y, kind: str, scale=None) -> None:
         sp = scale.data_ptr()
     lib.act_backward(g.data_ptr(), g.stride(0), y.data_ptr(), y.stride(0), sp, rows, n,
                      ACTIVATION_KINDS[kind], torch.get_num_threads())
+
+
+def act_forward(lib, a, bias, kind: str, ones: bool = True):
+    """``[act(a + bias), 1]``: a new ``(R, n + 1)`` tensor (``(R, n)`` without ``ones``) from ``a: (R, n)``."""
+    import torch
+    rows, n = a.shape
+    if not (a.stride(1) == 1 and a.dtype == torch.float32 and bias.shape == (n,)):
+        raise ValueError("act_forward: fp32 row-major a (R, n) and bias (n,)")
+    out = torch.empty(rows, n + int(ones), dtype=a.dtype)
+    bias = bias.detach().contiguous()
+    lib.act_forward(a.data_ptr(), a.stride(0), bias.data_ptr(), out.data_ptr(), out.stride(0), rows, n,
+                    ACTIVATION_KINDS[kind], int(ones), torch.get_num_threads())
+    return out
 
 
 def randn(shape, generator=None, dtype=None, device=None):

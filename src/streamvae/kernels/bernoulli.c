@@ -117,6 +117,35 @@ void bernoulli_loglik(const float *l, int64_t ldl, const float *bias, const floa
     }
 }
 
+/* Forward of a hidden layer after its matmul: out[r, i] = act(a[r, i] + bias[i]) for i < n and, when
+ * ones is set, out[r, n] = 1 (the column that lets the next products carry the bias terms). kind: 0
+ * identity, 1 tanh (|t| = (1 - e) / (1 + e), e = exp(-2|v|)), 2 relu. a and out may alias. */
+void act_forward(const float *a, int64_t lda, const float *bias, float *out, int64_t ldo, int64_t rows,
+                 int64_t n, int kind, int ones, int nthreads)
+{
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *ar = a + r * lda;
+        float *orow = out + r * ldo;
+        if (kind == 1) {
+#pragma omp simd
+            for (int64_t i = 0; i < n; ++i) {
+                float v = ar[i] + bias[i];
+                float e = exp_nonpos(-2.f * fabsf(v));
+                float t = (1.f - e) / (1.f + e);
+                orow[i] = v < 0.f ? -t : t;
+            }
+        } else if (kind == 2) {
+#pragma omp simd
+            for (int64_t i = 0; i < n; ++i) orow[i] = fmaxf(ar[i] + bias[i], 0.f);
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < n; ++i) orow[i] = ar[i] + bias[i];
+        }
+        if (ones) orow[n] = 1.f;
+    }
+}
+
 /* Backward of an activation, in place: g[r, i] *= s_r * act'(pre-activation), written with the
  * activation's output y: tanh' = 1 - y^2, relu' = [y > 0]. kind: 0 identity, 1 tanh, 2 relu.
  * scale (per row, nullable) is the upstream per-row factor. */
