@@ -122,6 +122,7 @@ def test_torch_path_when_disabled(torch_path):
 
 
 def test_no_compiler_falls_back_with_one_warning(monkeypatch, tmp_path):
+    monkeypatch.delenv("STREAMVAE_KERNELS", raising=False)
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing to find
     monkeypatch.setattr(kernels, "_state", {"lib": None, "tried": False, "enabled": None, "error": None})
