@@ -13,6 +13,18 @@ import numpy as np
 import torch
 
 
+def cache_dir() -> Path:
+    """The user cache root (read from the environment on every call): ``$STREAMVAE_CACHE``, else
+    ``$XDG_CACHE_HOME/streamvae``, else ``~/.cache/streamvae``. Datasets and compiled kernels live here."""
+    env = os.environ.get("STREAMVAE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "streamvae"
+    return Path.home() / ".cache" / "streamvae"
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
     path = Path(path)

@@ -28,6 +28,7 @@ import numpy as np
 from streamvae.data import download as _dl
 from streamvae.data.readers import read_cifar, read_idx, read_omniglot_mat, read_svhn_mat
 from streamvae.errors import DataError
+from streamvae.utils import cache_dir
 
 __all__ = [
     "DATASETS",
@@ -242,17 +243,6 @@ _LOADED: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
 def clear_cache() -> None:
     """Forget the arrays kept by :func:`load_dataset` (e.g. after files changed on disk)."""
     _LOADED.clear()
-
-
-def cache_dir() -> Path:
-    """The user cache root (read from the environment on every call)."""
-    env = os.environ.get("STREAMVAE_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "streamvae"
-    return Path.home() / ".cache" / "streamvae"
 
 
 def data_root_dir(data_root: str | Path | None = None) -> Path | None:

@@ -41,13 +41,6 @@ def enabled() -> bool:
     return os.environ.get("STREAMVAE_KERNELS", "auto").lower() not in ("torch", "0", "off", "none")
 
 
-def _cache_root() -> Path:
-    if os.environ.get("STREAMVAE_CACHE"):
-        return Path(os.environ["STREAMVAE_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "streamvae"
-
-
 def _cpu_flags() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -71,7 +64,9 @@ def _build(cc: str) -> Path:
     src = _SOURCE.read_bytes()
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60).stdout
     key = hashlib.sha256(src + version.encode() + _cpu_flags().encode() + " ".join(_FLAGS).encode())
-    out = _cache_root() / "kernels" / f"bernoulli-{key.hexdigest()[:16]}.so"
+    from ..utils import cache_dir
+
+    out = cache_dir() / "kernels" / f"bernoulli-{key.hexdigest()[:16]}.so"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
