@@ -2,7 +2,8 @@
 
 streamvae is pure Python, but the Bernoulli decoder head (one exp per logit, 784 logits per decoder
 row) is where a CPU step spends the time its matmuls do not: as separate torch ops it makes 5-8
-passes over the logits. ``bernoulli.c`` does it in one pass. It is compiled here with the system C
+passes over the logits. ``bernoulli.c`` does it in one pass (plus the hidden layers' bias +
+activation, their derivatives, and Philox normals for the VAE's noise). It is compiled here with the system C
 compiler (``$CC``, else ``cc``/``gcc``) into the user cache, keyed by the source, the compiler and
 the CPU flags, and loaded with ctypes. Nothing happens at import time.
 
@@ -10,7 +11,9 @@ the CPU flags, and loaded with ctypes. Nothing happens at import time.
     lib = kernels.native()          # None when disabled or when no compiler works (torch path then)
 
 Switches: ``set_enabled(False)`` (the run config's ``kernels: torch`` does this) or the environment
-variable ``STREAMVAE_KERNELS=torch``. Both paths compute the same terms; they agree to fp32 rounding.
+variable ``STREAMVAE_KERNELS=torch``. Both paths compute the same terms and agree to fp32 rounding
+for the same draws; the draws themselves differ (Philox here, ``torch.randn`` on the torch path).
+``docs/kernels.md`` has the details.
 """
 from __future__ import annotations
 
