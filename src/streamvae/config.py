@@ -49,6 +49,7 @@ class ModelConfig:
     likelihood: str = "bernoulli"  # bernoulli | gaussian
     gaussian_std: float = 0.7071067811865476  # gaussian likelihood: fixed std per pixel
     min_std: float = 1e-6  # added to the encoder std (released code: sigma + 1e-6)
+    init: str = "glorot"  # mlp-vae weights: glorot (released TF1 Dense: Glorot-uniform, zero bias) | torch (nn.Linear default)
     # vaegan (DEMC's encoder + generator + WGAN critic; the image shape comes from the stream)
     width: float = 1.0  # vaegan: multiplier on every hidden width (1.0 = the released networks)
     init_std: float = 0.02  # vaegan: std of the N(0, s) weight init (DCGAN ops.py); 0 = PyTorch defaults
@@ -326,6 +327,7 @@ _CHOICES = {
     "stream.tasks": ("pairs", "dataset"),
     "model.name": ("mlp-vae", "vaegan"),
     "model.generation_prior": ("uniform", "normal"),
+    "model.init": ("glorot", "torch"),
     "memory.temp_policy": ("truncate", "reservoir"),
     "memory.cluster_select": ("low-error", "high-error", "random"),
     "memory.novelty_agg": ("max", "min"),

@@ -36,10 +36,26 @@ def mlp_layer(n_in: int, n_out: int, activation: str) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, n_out), _ACTIVATIONS[activation]())
 
 
+def init_linear_(module: nn.Module, scheme: str) -> None:
+    """Initialise every ``nn.Linear`` inside ``module``: ``glorot`` is the released TF1 ``Dense``
+    default (Glorot-uniform weights, bound sqrt(6 / (fan_in + fan_out)), zero biases); ``torch``
+    keeps PyTorch's ``nn.Linear`` default (Kaiming-uniform, bounds 1.1-2.2x smaller here)."""
+    if scheme == "torch":
+        return
+    if scheme != "glorot":
+        raise ValueError(f"unknown model.init {scheme!r}; valid: glorot, torch")
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def first_layers(cfg: ModelConfig, x_dim: int) -> tuple[nn.Module, nn.Module]:
     """The first encoder and first decoder layer (shared between mixture components)."""
     enc = mlp_layer(x_dim, cfg.encoder_hidden[0], cfg.encoder_activations[0])
     dec = mlp_layer(cfg.latent, cfg.decoder_hidden[0], cfg.decoder_activations[0])
+    init_linear_(enc, cfg.init)
+    init_linear_(dec, cfg.init)
     return enc, dec
 
 
@@ -100,6 +116,9 @@ class VAE(nn.Module):
             dec.append(mlp_layer(cfg.decoder_hidden[i - 1], cfg.decoder_hidden[i], cfg.decoder_activations[i]))
         self.decoder = nn.Sequential(*dec)
         self.to_x = nn.Linear(cfg.decoder_hidden[-1], x_dim)
+        # the layers made here (the first ones may be shared and are initialised by first_layers)
+        for m in [*self.encoder[1:], self.to_mu, self.to_log_std, *self.decoder[1:], self.to_x]:
+            init_linear_(m, cfg.init)
 
     # -- the two halves ------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> Normal:
