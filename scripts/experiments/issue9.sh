@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Issue 9 experiments (Dynamic-OCM vs OCM on Split Fashion), run one after another on one thread.
+# Each run goes to $OUT/<tag>; a finished run is skipped and an interrupted one resumed, so the
+# script can simply be started again after a stop. Usage:
+#   SRC=/path/to/frozen/src OUT=runs/issue9 bash scripts/experiments/issue9.sh [TAG ...]
+# SRC (optional) pins the code the runs import (a git worktree of one commit), so that editing the
+# working tree does not change runs already queued.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-runs/issue9}
+PY=${PY:-.venv/bin/python}
+[ -n "${SRC:-}" ] && export PYTHONPATH="$SRC"
+mkdir -p "$OUT"
+
+# tag | config | overrides
+EXPERIMENTS=(
+  "dyn-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0"
+  "ocm-fast-s0|split_fashion/ocm|budget=fast seed=0"
+  "dyn-fast-s1|split_fashion/dynamic-ocm|budget=fast seed=1"
+  "ocm-fast-s1|split_fashion/ocm|budget=fast seed=1"
+  "dyn-fast-s2|split_fashion/dynamic-ocm|budget=fast seed=2"
+  "ocm-fast-s2|split_fashion/ocm|budget=fast seed=2"
+  "res-fast-s0|split_fashion/reservoir|budget=fast seed=0"
+  "res-fast-s1|split_fashion/reservoir|budget=fast seed=1"
+  "res-fast-s2|split_fashion/reservoir|budget=fast seed=2"
+  "dyn-k2-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.max_components=2"
+)
+
+want=" $* "
+for e in "${EXPERIMENTS[@]}"; do
+  IFS='|' read -r tag cfg sets <<<"$e"
+  [ $# -gt 0 ] && [[ "$want" != *" $tag "* ]] && continue
+  dir="$OUT/$tag"
+  if [ -f "$dir/results.json" ]; then echo "skip $tag (finished)"; continue; fi
+  args=()
+  for s in $sets threads=1; do args+=(--set "$s"); done
+  echo "$(date -u +%FT%TZ) start $tag" | tee -a "$OUT/chain.log"
+  if [ -f "$dir/checkpoint.pt" ]; then
+    $PY -m streamvae.cli run --resume "$dir" --no-progress >>"$dir/log.txt" 2>&1
+  else
+    mkdir -p "$dir"
+    $PY -m streamvae.cli run "configs/$cfg.yaml" "${args[@]}" --no-progress --out "$dir" >"$dir/log.txt" 2>&1
+  fi
+  echo "$(date -u +%FT%TZ) end $tag rc=$?" | tee -a "$OUT/chain.log"
+done
