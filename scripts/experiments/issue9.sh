@@ -9,7 +9,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/issue9}
 PY=${PY:-.venv/bin/python}
-[ -n "${SRC:-}" ] && export PYTHONPATH="$SRC"
+CONFIGS=configs
+if [ -n "${SRC:-}" ]; then export PYTHONPATH="$SRC"; CONFIGS="$SRC/../configs"; fi
 mkdir -p "$OUT"
 
 # tag | config | overrides
@@ -39,7 +40,7 @@ for e in "${EXPERIMENTS[@]}"; do
     $PY -m streamvae.cli run --resume "$dir" --no-progress >>"$dir/log.txt" 2>&1
   else
     mkdir -p "$dir"
-    $PY -m streamvae.cli run "configs/$cfg.yaml" "${args[@]}" --no-progress --out "$dir" >"$dir/log.txt" 2>&1
+    $PY -m streamvae.cli run "$CONFIGS/$cfg.yaml" "${args[@]}" --no-progress --out "$dir" >"$dir/log.txt" 2>&1
   fi
   echo "$(date -u +%FT%TZ) end $tag rc=$?" | tee -a "$OUT/chain.log"
 done
