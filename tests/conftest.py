@@ -71,12 +71,3 @@ def data_root(tmp_path, monkeypatch) -> str:
     datasets.clear_cache()
     return str(root)
 
-
-@pytest.fixture(autouse=True)
-def _kernel_path_reset():
-    """A run's ``kernels`` setting is process-wide: each test starts from the environment's choice."""
-    from streamvae import kernels
-
-    kernels.set_enabled(None)
-    yield
-    kernels.set_enabled(None)

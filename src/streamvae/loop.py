@@ -14,13 +14,12 @@ from __future__ import annotations
 import signal
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
 from . import config as C
-from . import kernels
+from . import native
 from .data.streams import Stream
 from .errors import ConfigError, StreamVAEError
 from .evaluation.evaluator import evaluate, evaluate_generation
@@ -50,11 +49,12 @@ def build(cfg: C.RunConfig, data_root: str | None):
     """Everything a run needs, deterministically from ``cfg.seed``."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    use_kernels(cfg)
+    native_path = use_kernels(cfg)
     stream = Stream(cfg.stream, data_root=data_root, seed=cfg.seed)
     torch.manual_seed(cfg.seed)  # model initialisation
     cls = LEARNERS[cfg.learner.name]
-    model = build_model(cfg.model, stream.x_dim, mixture=cls.uses_mixture, seed=cfg.seed, shape=stream.shape)
+    model = build_model(cfg.model, stream.x_dim, mixture=cls.uses_mixture, seed=cfg.seed, shape=stream.shape,
+                        native=native_path)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     if cls.needs_dataset:
         learner = cls(cfg, model, generator, dataset=stream.training_images())
@@ -64,15 +64,17 @@ def build(cfg: C.RunConfig, data_root: str | None):
 
 
 def use_kernels(cfg: C.RunConfig) -> bool:
-    """Apply ``cfg.kernels``; True when the native kernels run. They draw the model's Gaussian noise
-    from Philox streams (torch.randn on the torch path), so the two paths give different draws:
-    the path is recorded in results.json and in checkpoints."""
-    kernels.set_enabled(cfg.kernels != "torch")
-    native = kernels.native() is not None
-    if cfg.kernels == "native" and not native:
-        raise ConfigError(f"kernels=native but the native kernels cannot be built here ({kernels.status()}); "
-                          "use kernels=auto or kernels=torch")
-    return native
+    """``cfg.kernels`` resolved to the models' ``native`` flag: ``torch`` -> False, ``auto`` -> whether
+    the native library builds here, ``native`` -> True or a ConfigError. Both paths draw the same
+    noise (torch.randn) and compute the same terms; checkpoints and results.json record the path."""
+    if cfg.kernels == "torch":
+        return False
+    if native.library() is None:
+        if cfg.kernels == "native":
+            raise ConfigError(f"kernels=native but the native library cannot be built here ({native.error()}); "
+                              "use kernels=auto or kernels=torch")
+        return False
+    return True
 
 
 def _eval_generator(cfg: C.RunConfig, arrival: int) -> torch.Generator:
@@ -155,16 +157,16 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
     points = set(_eval_points(cfg, stream))
 
     start, wall_before = 0, 0.0
+    path = "native" if use_kernels(cfg) else "torch"
+    kernel_paths = [[0, path]]  # [first arrival, path] of each stretch of the run
     metrics_path = run_dir / "metrics.jsonl"
     if resume:
         ckpt = load_checkpoint(run_dir / "checkpoint.pt")
         learner.load_state_dict(ckpt["learner"])
         start, wall_before = ckpt["arrival"], ckpt["wall_s"]
-        was_native = ckpt.get("native_kernels", False)
-        if was_native != (kernels.native() is not None):
-            warnings.warn(f"this run started on the {'native' if was_native else 'torch'} kernel path and continues "
-                          f"on the other one ({kernels.status()}): its random draws differ from an uninterrupted "
-                          "run's from here on", RuntimeWarning, stacklevel=2)
+        kernel_paths = ckpt.get("kernel_paths", [[0, "native" if ckpt.get("native_kernels") else "torch"]])
+        if kernel_paths[-1][1] != path:  # same draws on both paths (fp32 rounding apart): recorded only
+            kernel_paths.append([start, path])
         # drop evaluation lines written after the checkpoint: they will be recomputed identically
         write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r["arrival"] <= start])
     else:
@@ -174,7 +176,7 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
     def checkpoint(arrival: int, wall: float) -> None:
         save_checkpoint(run_dir / "checkpoint.pt", {
             "config": C.to_dict(cfg), "arrival": arrival, "wall_s": wall, "learner": learner.state_dict(),
-            "native_kernels": kernels.native() is not None,
+            "native_kernels": path == "native", "kernel_paths": kernel_paths,
             "torch_rng": torch.get_rng_state()})
 
     stop = {"requested": False}
@@ -232,6 +234,8 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
     if getattr(learner, "log", None) is not None:  # per-event log of memory learners (sizes, R, expansions)
         write_jsonl(run_dir / "events.jsonl", learner.log)
     results = final_results(cfg, stream, row, train_wall)
+    if len(kernel_paths) > 1:  # resumed on the other path: which arrivals ran where
+        results["kernels"] += "; " + ", ".join(f"{p} from arrival {a}" for a, p in kernel_paths)
     write_json(run_dir / "results.json", results)
     return results
 
@@ -240,7 +244,8 @@ def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float) -> d
     keep = {k: v for k, v in row.items() if k not in ("task_ends", "final")}
     return {"name": cfg.name, "learner": cfg.learner.name, "budget": cfg.budget, "seed": cfg.seed,
             "datasets": list(cfg.stream.datasets), "order": cfg.stream.order, "arrivals": len(stream),
-            "task_names": stream.task_names, **keep, "train_wall_s": wall, "kernels": kernels.status()}
+            "task_names": stream.task_names, **keep, "train_wall_s": wall,
+            "kernels": native.status(use_kernels(cfg))}
 
 
 def _append(path: Path, row: dict) -> None:

@@ -10,17 +10,18 @@ MODELS = {"mlp-vae": VAE, "vaegan": VAEGAN}
 
 
 def build_model(cfg: ModelConfig, x_dim: int, mixture: bool = False, seed: int = 0,
-                shape: tuple[int, ...] | None = None):
+                shape: tuple[int, ...] | None = None, native: bool = False):
     """A single VAE, or a one-component :class:`MixtureVAE` for learners that may grow it.
 
     ``shape`` = (C, H, W) of the stream's images (the VAE-GAN's convolutions need it; without it a
-    square shape is guessed from ``x_dim``: 784 -> (1, 28, 28), 3072 -> (3, 32, 32)).
+    square shape is guessed from ``x_dim``: 784 -> (1, 28, 28), 3072 -> (3, 32, 32)). ``native``:
+    the MLP VAEs use ``streamvae.native`` where it supports the case (the run's ``kernels``).
     """
     if cfg.name == "vaegan":
         return VAEGAN(cfg, tuple(shape) if shape is not None else _guess_shape(x_dim))
     if mixture:
-        return MixtureVAE(cfg, x_dim, seed=seed)
-    return MODELS[cfg.name](cfg, x_dim)
+        return MixtureVAE(cfg, x_dim, seed=seed, native=native)
+    return MODELS[cfg.name](cfg, x_dim, native=native)
 
 
 def _guess_shape(x_dim: int) -> tuple[int, int, int]:

@@ -18,14 +18,27 @@ from .vae import VAE, first_layers
 
 
 class MixtureVAE(nn.Module):
-    def __init__(self, cfg: ModelConfig, x_dim: int = 784, seed: int = 0):
+    """``native``: every component's ``VAE.native`` (new components too); setting it sets them all."""
+
+    def __init__(self, cfg: ModelConfig, x_dim: int = 784, seed: int = 0, native: bool = False):
         super().__init__()
         self.cfg = cfg
         self.x_dim = x_dim
         self.seed = seed  # new components are initialised from (seed, index): resumable and reproducible
         enc_first, dec_first = first_layers(cfg, x_dim)
         self.shared = nn.ModuleDict({"encoder": enc_first, "decoder": dec_first})
-        self.components = nn.ModuleList([VAE(cfg, x_dim, shared=(enc_first, dec_first))])
+        self.components = nn.ModuleList([VAE(cfg, x_dim, shared=(enc_first, dec_first), native=native)])
+        self.native = native
+
+    @property
+    def native(self) -> bool:
+        return self._native
+
+    @native.setter
+    def native(self, flag: bool) -> None:
+        self._native = flag
+        for c in self.components:
+            c.native = flag
 
     def __len__(self) -> int:
         return len(self.components)
@@ -40,7 +53,8 @@ class MixtureVAE(nn.Module):
             p.requires_grad_(False)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed * 1009 + len(self.components))
-            new = VAE(self.cfg, self.x_dim, shared=(self.shared["encoder"], self.shared["decoder"]))
+            new = VAE(self.cfg, self.x_dim, shared=(self.shared["encoder"], self.shared["decoder"]),
+                      native=self.native)
         # the shared layers are the same module objects: keep them frozen inside the new component too
         for p in self.shared.parameters():
             p.requires_grad_(False)

@@ -11,9 +11,12 @@
  * d log p / d l = x - sigmoid(l) over the logits (in place when grad == l), which is all the
  * backward pass needs.
  *
- * Compiled at first use by streamvae.kernels (gcc -O3 -march=native -ffast-math -fopenmp); the
+ * Also the hidden layers' bias + activation (act_forward) and their derivatives (act_backward).
+ * Compiled at first use by streamvae.native (gcc -O3 -march=native -ffast-math -fopenmp); the
  * OpenMP runtime is the one torch already loaded (same soname), so rows are split over torch's
- * threads. Plain C, no torch headers: the Python side passes data pointers.
+ * threads. Plain C, no torch headers: the Python side (native/clib.py) passes data pointers.
+ * No random numbers here: the model's noise is always drawn by torch.randn with the caller's
+ * generator, so both paths see the same draws.
  */
 #include <math.h>
 #include <stdint.h>
@@ -167,85 +170,5 @@ void act_backward(float *g, int64_t ldg, const float *y, int64_t ldy, const floa
 #pragma omp simd
             for (int64_t i = 0; i < n; ++i) gr[i] *= s;
         }
-    }
-}
-
-/* Standard normal draws from Philox4x32-10 (Salmon et al., SC 2011), a counter-based generator:
- * draw i of a call is a pure function of (key, i), so the work splits over threads and vectors and
- * the result does not depend on the thread count. Four 32-bit words per counter give two
- * Box-Muller pairs; u = (w >> 8 + 1) / 2^24 is in (0, 1], so log(u) is finite. The key comes from
- * the caller's seeded torch generator (one 64-bit draw per call). */
-/* One Philox4x32-10 block: counter (ctr, 0x243F6A88, 0x85A308D3), 64-bit key -> four words. */
-#define PHILOX_ROUNDS(ctr, key, c0, c1, c2, c3)                                                    \
-    uint32_t c0 = (uint32_t)(ctr), c1 = (uint32_t)((ctr) >> 32), c2 = 0x243F6A88u, c3 = 0x85A308D3u;  \
-    {                                                                                               \
-        uint32_t k0 = (uint32_t)(key), k1 = (uint32_t)((key) >> 32);                                \
-        for (int round = 0; round < 10; ++round) {                                                  \
-            uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;             \
-            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;     \
-            c1 = (uint32_t)p1;                                                                      \
-            c3 = (uint32_t)p0;                                                                      \
-            c0 = n0;                                                                                \
-            c2 = n2;                                                                                \
-            k0 += 0x9E3779B9u;                                                                      \
-            k1 += 0xBB67AE85u;                                                                      \
-        }                                                                                           \
-    }
-
-/* cos(2 pi v), sin(2 pi v) for v in [0, 1]: quadrant q = rint(4 v), a = (4 v - q) pi / 2 in
- * [-pi/4, pi/4], Taylor polynomials (error < 2e-9), then a rotation by q quarter turns. */
-static inline void sincos_turn(float v, float *c_out, float *s_out)
-{
-    float v4 = 4.f * v;
-    float q = rintf(v4);
-    float a = (v4 - q) * 1.57079632679489662f, a2 = a * a;
-    float s = fmaf(a2, -1.f / 362880.f, 1.f / 5040.f);
-    s = fmaf(a2, s, -1.f / 120.f);
-    s = fmaf(a2, s, 1.f / 6.f);
-    s = a - a * a2 * s;  /* a - a^3/6 + a^5/120 - a^7/5040 + a^9/362880 */
-    float c = fmaf(a2, 1.f / 40320.f, -1.f / 720.f);
-    c = fmaf(a2, c, 1.f / 24.f);
-    c = fmaf(a2, c, -0.5f);
-    c = fmaf(a2, c, 1.f);
-    int qi = (int)q & 3;
-    float cs = (qi == 0) ? c : (qi == 1) ? -s : (qi == 2) ? -c : s;
-    float sn = (qi == 0) ? s : (qi == 1) ? c : (qi == 2) ? -s : -c;
-    *c_out = cs;
-    *s_out = sn;
-}
-
-#define PHILOX_BLOCK 512
-
-/* Philox4x32-10 with counters i = 0 .. q - 1 (q = ceil(n / 4)) and the 64-bit key. Counters go in
- * blocks of PHILOX_BLOCK (m counters in a block starting at output 4 b): words (w0, w1) and
- * (w2, w3) of each counter are two Box-Muller pairs, radius from w0/w2 and angle from w1/w3; the
- * block's 2m cosines fill its outputs [0, 2m) and the 2m sines [2m, 4m) (the last block keeps
- * what fits in n). The mapping depends on n and the key only, not on the thread count. Two
- * vectorised loops per block: integer rounds, then the transform (inlined log and sincos). */
-void philox_normal(float *out, int64_t n, uint64_t key, int nthreads)
-{
-    int64_t q = (n + 3) / 4;
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t blk = 0; blk < q; blk += PHILOX_BLOCK) {
-        uint32_t w[4 * PHILOX_BLOCK];
-        float z[4 * PHILOX_BLOCK];
-        int64_t m = blk + PHILOX_BLOCK < q ? PHILOX_BLOCK : q - blk;
-#pragma omp simd
-        for (int64_t i = 0; i < m; ++i) {
-            PHILOX_ROUNDS((uint64_t)(blk + i), key, c0, c1, c2, c3)
-            w[i] = c0; w[PHILOX_BLOCK + i] = c1; w[2 * PHILOX_BLOCK + i] = c2; w[3 * PHILOX_BLOCK + i] = c3;
-        }
-        const float inv = 1.f / 16777216.f;
-#pragma omp simd
-        for (int64_t j = 0; j < 2 * m; ++j) {
-            int64_t i = j < m ? j : j - m, row = j < m ? 0 : 2 * PHILOX_BLOCK;
-            float r = sqrtf(-2.f * log_pos(((float)(w[row + i] >> 8) + 1.f) * inv));
-            float c, s;
-            sincos_turn((float)(w[row + PHILOX_BLOCK + i] >> 8) * inv, &c, &s);
-            z[j] = r * c;
-            z[2 * m + j] = r * s;
-        }
-        int64_t base = 4 * blk, cnt = 4 * m < n - base ? 4 * m : n - base;
-        for (int64_t k = 0; k < cnt; ++k) out[base + k] = z[k];
     }
 }

@@ -1,19 +1,14 @@
-"""Small native kernels, compiled on first use; torch code is the fallback and the reference.
+"""The native library: ``bernoulli.c`` compiled with the system C compiler on first use, loaded with ctypes.
 
-streamvae is pure Python, but the Bernoulli decoder head (one exp per logit, 784 logits per decoder
-row) is where a CPU step spends the time its matmuls do not: as separate torch ops it makes 5-8
-passes over the logits. ``bernoulli.c`` does it in one pass (plus the hidden layers' bias +
-activation, their derivatives, and Philox normals for the VAE's noise). It is compiled here with the system C
-compiler (``$CC``, else ``cc``/``gcc``) into the user cache, keyed by the source, the compiler and
-the CPU flags, and loaded with ctypes. Nothing happens at import time.
+It is compiled (``$CC``, else ``cc``/``gcc``/``clang``) into the user cache, under a name keyed by
+the source, the compiler, the flags and the CPU flags, and loaded once per process; nothing happens
+at import time. Any failure (no compiler, a failed build) gives one ``RuntimeWarning`` and
+``library() -> None``: the model then takes the torch path, which is always correct.
 
-    from streamvae import kernels
-    lib = kernels.native()          # None when disabled or when no compiler works (torch path then)
+    lib = library()                        # None when it cannot be built here
+    out = bernoulli_loglik(lib, logits, x)  # (R,) row log-likelihoods
 
-Switches: ``set_enabled(False)`` (the run config's ``kernels: torch`` does this) or the environment
-variable ``STREAMVAE_KERNELS=torch``. Both paths compute the same terms and agree to fp32 rounding
-for the same draws; the draws themselves differ (Philox here, ``torch.randn`` on the torch path).
-``docs/kernels.md`` has the details.
+The wrappers check layouts and pass data pointers; ``native.decoder`` uses them.
 """
 from __future__ import annotations
 
@@ -27,21 +22,12 @@ import threading
 import warnings
 from pathlib import Path
 
+import torch  # before the library: its OpenMP runtime is the one ours links to
+
 _SOURCE = Path(__file__).with_name("bernoulli.c")
 _FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-mrecip", "-fopenmp", "-shared", "-fPIC"]
 _lock = threading.Lock()
-_state: dict = {"lib": None, "tried": False, "enabled": None, "error": None}
-
-
-def set_enabled(flag: bool | None) -> None:
-    """Force native kernels on/off for this process (``None``: back to the environment's choice)."""
-    _state["enabled"] = flag
-
-
-def enabled() -> bool:
-    if _state["enabled"] is not None:
-        return bool(_state["enabled"])
-    return os.environ.get("STREAMVAE_KERNELS", "auto").lower() not in ("torch", "0", "off", "none")
+_state: dict = {"lib": None, "tried": False, "error": None}
 
 
 def _cpu_flags() -> str:
@@ -69,7 +55,7 @@ def _build(cc: str) -> Path:
     key = hashlib.sha256(src + version.encode() + _cpu_flags().encode() + " ".join(_FLAGS).encode())
     from ..utils import cache_dir
 
-    out = cache_dir() / "kernels" / f"bernoulli-{key.hexdigest()[:16]}.so"
+    out = cache_dir() / "native" / f"bernoulli-{key.hexdigest()[:16]}.so"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -87,16 +73,13 @@ def _build(cc: str) -> Path:
     return out
 
 
-def native():
-    """The loaded kernel library, or ``None`` (disabled, or no working compiler: a warning, once)."""
-    if not enabled():
-        return None
+def library():
+    """The loaded native library, or ``None`` when it cannot be built here (a warning, once)."""
     if _state["tried"]:
         return _state["lib"]
     with _lock:
         if not _state["tried"]:
             try:
-                import torch  # noqa: F401  (its OpenMP runtime must be loaded first: ours is the same one)
                 cc = _compiler()
                 if cc is None:
                     raise RuntimeError("no C compiler found (set CC)")
@@ -105,24 +88,27 @@ def native():
                 lib.bernoulli_loglik.argtypes = [ptr, i64, ptr, ptr, i64, i64, i64, i64, ptr, ptr, cint]
                 lib.act_backward.argtypes = [ptr, i64, ptr, i64, ptr, i64, i64, cint, cint]
                 lib.act_forward.argtypes = [ptr, i64, ptr, ptr, i64, i64, i64, cint, cint, cint]
-                lib.philox_normal.argtypes = [ptr, i64, ctypes.c_uint64, cint]
-                for f in (lib.bernoulli_loglik, lib.act_backward, lib.act_forward, lib.philox_normal):
+                for f in (lib.bernoulli_loglik, lib.act_backward, lib.act_forward):
                     f.restype = None
                 _state["lib"] = lib
             except Exception as e:  # any failure: the torch path is always correct
                 _state["error"] = str(e)
-                warnings.warn(f"streamvae: native kernels unavailable ({e}); using the torch path "
+                warnings.warn(f"streamvae: native library unavailable ({e}); using the torch path "
                               "(slower, same results up to fp32 rounding)", RuntimeWarning, stacklevel=2)
             _state["tried"] = True
     return _state["lib"]
 
 
-def status() -> str:
-    """One line for logs: which path the Bernoulli head takes."""
-    if not enabled():
-        return "torch (native kernels disabled)"
-    lib = native()
-    return "native (compiled C, OpenMP)" if lib is not None else f"torch ({_state['error']})"
+def error() -> str | None:
+    """Why ``library()`` is ``None`` (after it was tried), else ``None``."""
+    return _state["error"]
+
+
+def status(used: bool) -> str:
+    """One line for logs and results.json: which path the model takes (``used``: the native one)."""
+    if used:
+        return "native (compiled C, OpenMP)"
+    return f"torch ({_state['error']})" if _state["error"] else "torch (native path off)"
 
 
 def bernoulli_loglik(lib, logits, x, bias=None, grad=None):
@@ -130,7 +116,6 @@ def bernoulli_loglik(lib, logits, x, bias=None, grad=None):
     D) given images ``x: (B, D)`` (row r of the logits belongs to image ``r % B``). With ``grad``
     (same layout as the logits, possibly the logits themselves) it also receives
     ``x - sigmoid(logits + bias)``, the gradient with respect to the logits."""
-    import torch
     r, d = logits.shape
     b = x.shape[0]
     if not (logits.dtype == x.dtype == torch.float32 and logits.stride(1) == 1 and x.stride(1) == 1
@@ -147,12 +132,12 @@ def bernoulli_loglik(lib, logits, x, bias=None, grad=None):
     return out
 
 
+# the activations the C code implements (its `kind` argument), by their name in models.vae.ACTIVATIONS
 ACTIVATION_KINDS = {"identity": 0, "tanh": 1, "relu": 2}
 
 
 def act_backward(lib, g, y, kind: str, scale=None) -> None:
     """In place: ``g *= scale[:, None] * act'(.)`` from the activation's output ``y`` (tanh or relu)."""
-    import torch
     rows, n = g.shape
     if not (g.stride(1) == 1 and y.stride(1) == 1 and y.shape == g.shape and g.dtype == y.dtype == torch.float32):
         raise ValueError("act_backward: fp32 row-major g and y of the same shape")
@@ -166,7 +151,6 @@ def act_backward(lib, g, y, kind: str, scale=None) -> None:
 
 def act_forward(lib, a, bias, kind: str, ones: bool = True):
     """``[act(a + bias), 1]``: a new ``(R, n + 1)`` tensor (``(R, n)`` without ``ones``) from ``a: (R, n)``."""
-    import torch
     rows, n = a.shape
     if not (a.stride(1) == 1 and a.dtype == torch.float32 and bias.shape == (n,)):
         raise ValueError("act_forward: fp32 row-major a (R, n) and bias (n,)")
@@ -174,18 +158,4 @@ def act_forward(lib, a, bias, kind: str, ones: bool = True):
     bias = bias.detach().contiguous()
     lib.act_forward(a.data_ptr(), a.stride(0), bias.data_ptr(), out.data_ptr(), out.stride(0), rows, n,
                     ACTIVATION_KINDS[kind], int(ones), torch.get_num_threads())
-    return out
-
-
-def randn(shape, generator=None, dtype=None, device=None):
-    """Standard normal draws of ``shape``: the native Philox kernel keyed by one 63-bit draw from
-    ``generator`` (fp32 on the CPU, kernels on), else ``torch.randn`` with that generator."""
-    import torch
-    dtype = dtype or torch.get_default_dtype()
-    lib = native() if (dtype == torch.float32 and (device is None or torch.device(device).type == "cpu")) else None
-    if lib is None:
-        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
-    key = int(torch.randint(0, 2 ** 63 - 1, (1,), generator=generator, dtype=torch.int64))
-    out = torch.empty(shape, dtype=torch.float32)
-    lib.philox_normal(out.data_ptr(), out.numel(), key, torch.get_num_threads())
     return out
