@@ -2,10 +2,18 @@
 
     from streamvae import load_config, run
     results = run(load_config("configs/split_fashion/reservoir.yaml", ["budget=smoke"]), "runs/x")
+
+A learner of your own: subclass ``Learner`` (or ``VAELearner``), decorate it with
+``@register_learner("name")`` and pass its file to ``streamvae run ... --plugin FILE`` (README).
 """
 from __future__ import annotations
 
-from .config import RunConfig, load_config
+from .config import LearnerConfig, MemoryConfig, RunConfig
+from .learners import Learner, VAEGANLearner, VAEGANTrainingConfig, VAELearner, VAETrainingConfig
 from .loop import run
+from .registry import load_config, register_learner
 
-__all__ = ["RunConfig", "load_config", "run"]
+__version__ = "0.1.0"
+
+__all__ = ["RunConfig", "LearnerConfig", "MemoryConfig", "Learner", "VAELearner", "VAETrainingConfig",
+           "VAEGANLearner", "VAEGANTrainingConfig", "load_config", "register_learner", "run", "__version__"]

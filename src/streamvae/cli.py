@@ -1,6 +1,6 @@
 """Command line: ``streamvae run|eval|data|report|compare``. ``main(argv)`` is what tests call.
 
-    streamvae run CONFIG [--set key=value ...] [--out DIR] [--data-root DIR]
+    streamvae run CONFIG [--set key=value ...] [--out DIR] [--data-root DIR] [--plugin FILE_OR_MODULE ...]
     streamvae run --resume RUN_DIR
     streamvae eval RUN_DIR [--set eval.iw_samples=5000]
     streamvae data list [--data-root DIR]
@@ -16,7 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import config as C
+from . import registry
 from .errors import ConfigError, StreamVAEError
 
 
@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="run directory (default: run.out_dir/run.name-budget-seed)")
     r.add_argument("--data-root", help="folder with one sub-folder per dataset (or STREAMVAE_DATA)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+    r.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="import a file or module that registers learners (streamvae.register_learner); repeatable")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--tensorboard", action="store_true",
                    help="also log scalars and grids to RUN_DIR/tensorboard (needs: pip install tensorboard)")
@@ -82,12 +84,12 @@ def _run(args) -> int:
     from .loop import run
 
     if args.resume:
-        if args.config or args.overrides:
-            raise ConfigError("--resume takes only the run directory; the config comes from its checkpoint")
+        if args.config or args.overrides or args.plugins:
+            raise ConfigError("--resume takes only the run directory; the config (and plugins) come from the run")
         run_dir = Path(args.resume)
         if not (run_dir / "checkpoint.pt").exists():
             raise ConfigError(f"{run_dir} has no checkpoint.pt to resume from")
-        cfg = C.load_resolved(run_dir / "config.yaml")
+        cfg = registry.load_resolved(run_dir / "config.yaml")
         data_root = args.data_root
         results = run(cfg, run_dir, data_root=data_root, resume=True)
     else:
@@ -98,7 +100,7 @@ def _run(args) -> int:
             overrides.append("progress=False")
         if args.tensorboard:
             overrides.append("tensorboard=True")
-        cfg = C.load_config(args.config, overrides)
+        cfg = registry.load_config(args.config, overrides, plugins=args.plugins)
         if cfg.tensorboard:  # fail before anything is written when the optional package is missing
             from .live import require_tensorboard
 
@@ -122,7 +124,7 @@ def _eval(args) -> int:
     bad = [o for o in args.overrides if not o.startswith("eval.")]
     if bad:
         raise ConfigError(f"streamvae eval accepts only eval.* overrides, got: {', '.join(bad)}")
-    cfg = C.load_resolved(run_dir / "config.yaml", args.overrides)
+    cfg = registry.load_resolved(run_dir / "config.yaml", args.overrides)
     stream, learner = build(cfg, args.data_root)
     learner.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt")["learner"])
     test = stream.test_set(cfg.eval, cfg.eval.test_size)
@@ -174,7 +176,7 @@ def results_table(rows: list[dict]) -> str:
     for r in rows:
         ll_key = next((k for k in r if k.startswith("ll_iw") and not k.endswith("_all_tasks")), None)
         ll = f"{r[ll_key]:.2f} ({ll_key})" if ll_key else "-"
-        mem = r.get("memory", r.get("ltm", 0))
+        mem = r.get("memory", 0)
         wall = r.get("train_wall_s")
         lines.append(f"| {r.get('name', '-')} | {r.get('learner', '-')} | {r.get('budget', '-')} | {ll} | "
                      f"{r.get('recon_sse', float('nan')):.2f} | {mem} | {'-' if wall is None else f'{wall:.0f}'} |")

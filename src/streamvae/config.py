@@ -1,12 +1,16 @@
-"""Run configuration: frozen dataclasses, loaded from YAML, with checked dotted overrides.
+"""Run configuration: frozen dataclasses, resolved from YAML, with checked dotted overrides.
 
-A config file is sectioned YAML (``stream``, ``model``, ``memory``, ``learner``, ``eval``, ``run``
-keys at the top level) plus an optional ``budgets`` section that maps a budget name (``paper``,
-``fast``, ``demo``, ``smoke``) to dotted overrides. Resolution order, last one wins:
+A config file is sectioned YAML (``stream``, ``model``, ``memory``, ``learner``, ``eval`` plus
+top-level run fields) with an optional ``budgets`` section that maps a budget name (``paper``,
+``fast``, ``demo``, ``smoke``) to dotted overrides, and an optional ``include`` of shared files.
+The ``learner``, ``memory`` and ``model`` sections are the dataclasses the learner declares next to
+its ``observe`` (``config_class``, ``memory_class``, ``model_kind``), so a run's ``config.yaml``
+holds only the fields that apply to it. Resolution order, last one wins:
 
-    dataclass defaults -> YAML file -> budgets[<budget>] -> --set overrides
+    the learner's dataclass defaults -> YAML file -> budgets[<budget>] -> --set overrides
 
-Every number that changes behaviour is a field here, with its unit in the trailing comment.
+This module knows no learner: ``streamvae.registry.load_config`` looks the learner up and calls
+:func:`resolve`. Every number that changes behaviour is a field, with its unit in the trailing comment.
 
     cfg = load_config("configs/split_fashion/reservoir.yaml", ["budget=smoke", "memory.capacity=500"])
 """
@@ -16,7 +20,7 @@ import ast
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -37,9 +41,20 @@ class StreamConfig:
     max_batches: int = 0  # 0 = the whole stream; else stop after this many arrivals
     binarize: bool = True  # Bernoulli-binarise images (dynamic for training, once for the test set)
 
+    def validate(self) -> None:
+        check_choice("stream.order", self.order, ("class-order", "pairs"))
+        check_choice("stream.tasks", self.tasks, ("pairs", "dataset"))
+        check_positive("stream.batch_size", self.batch_size)
+        check_nonnegative("stream.samples_per_class", self.samples_per_class)
+        check_nonnegative("stream.max_batches", self.max_batches)
+        if not self.datasets:
+            raise ConfigError("stream.datasets needs at least one dataset")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The Burda et al. MLP VAE (learners whose ``model_kind`` is ``vae`` or ``mixture``)."""
+
     name: str = "mlp-vae"  # the Burda et al. MLP VAE (OCM spec section 3.1)
     encoder_hidden: tuple[int, ...] = (200, 200)  # units per hidden layer
     decoder_hidden: tuple[int, ...] = (200, 200)  # units per hidden layer
@@ -49,70 +64,60 @@ class ModelConfig:
     likelihood: str = "bernoulli"  # bernoulli | gaussian
     gaussian_std: float = 0.7071067811865476  # gaussian likelihood: fixed std per pixel
     min_std: float = 1e-6  # added to the encoder std (released code: sigma + 1e-6)
-    init: str = "glorot"  # mlp-vae weights: glorot (released TF1 Dense: Glorot-uniform, zero bias) | torch (nn.Linear default)
-    # vaegan (DEMC's encoder + generator + WGAN critic; the image shape comes from the stream)
-    width: float = 1.0  # vaegan: multiplier on every hidden width (1.0 = the released networks)
-    init_std: float = 0.02  # vaegan: std of the N(0, s) weight init (DCGAN ops.py); 0 = PyTorch defaults
-    generation_prior: str = "uniform"  # vaegan: z for sampling: uniform U(-1,1) (released) | normal N(0,I)
+    init: str = "glorot"  # weights: glorot (released TF1 Dense: Glorot-uniform, zero bias) | torch (nn.Linear default)
+
+    def validate(self) -> None:
+        check_choice("model.likelihood", self.likelihood, ("bernoulli", "gaussian"))
+        check_choice("model.init", self.init, ("glorot", "torch"))
+        check_positive("model.latent", self.latent)
+        if not self.encoder_hidden or not self.decoder_hidden:
+            raise ConfigError("model.encoder_hidden and model.decoder_hidden need at least one layer each")
+        for key, units in (("model.encoder_hidden", self.encoder_hidden), ("model.decoder_hidden", self.decoder_hidden)):
+            for u in units:
+                check_positive(key, u)
+        if len(self.encoder_activations) != len(self.encoder_hidden):
+            raise ConfigError("model.encoder_activations needs one activation per model.encoder_hidden layer")
+        if len(self.decoder_activations) != len(self.decoder_hidden):
+            raise ConfigError("model.decoder_activations needs one activation per model.decoder_hidden layer")
+        for a in self.encoder_activations + self.decoder_activations:
+            check_choice("model.*_activations", a, ACTIVATIONS)
+        check_positive("model.gaussian_std", self.gaussian_std)
+        check_nonnegative("model.min_std", self.min_std)
 
 
 @dataclass(frozen=True)
-class MemoryConfig:
-    capacity: int = 3000  # reservoir: stored images
-    # OCM (short-term / long-term memory); used by the ocm and dynamic-ocm learners
-    stm_capacity: int = 512  # a selection event runs when the STM holds more than this
-    ltm_capacity: int = 2560  # additions to the LTM stop at this size; nothing is ever evicted
-    kernel: str = "laplacian-l2"  # laplacian-l2 (released: exp(-|d|/(sqrt2 sigma))) | squared-exp (paper)
-    sigma: float = 10.0  # kernel width
-    lambda1_first: float = 1.0  # selection threshold at the first event
-    lambda1: float = 0.35  # selection threshold afterwards
-    max_per_event: int = 14  # at most this many STM samples move to the LTM per event
-    select: str = "similar"  # similar (released: highest scores above lambda1) | diverse (lowest, below)
-    # DEMC (temporary memory + memory clusters); used by the demc learner
-    temp_capacity: int = 1000  # images kept in the temporary memory after training (1064 while training)
-    temp_policy: str = "truncate"  # truncate (released: append, then keep a random capacity) | reservoir
-    duplicate_first_batch: bool = False  # released quirk: the first batch enters the temporary memory twice
-    cluster_size: int = 64  # images per memory cluster
-    cluster_select: str = "low-error"  # temporary images forming a cluster: low-error (released) | high-error | random
-    novelty_threshold: float = 5.0  # lambda: expand when the novelty exceeds it (nats: KL per latent dim, mean)
-    novelty_agg: str = "max"  # over clusters: max (released: far from at least one) | min (paper: far from all)
-    novelty_kl: str = "one-sided"  # one-sided KL(cluster || batch) (released "JS") | symmetric (mean of both KLs)
-    refresh_stats: bool = False  # re-encode every cluster's images at each novelty check (released: never)
-    novelty_bn: str = "eval"  # BatchNorm for descriptors: eval (running stats) | batch (released: the batch's own)
-    max_clusters: int = 0  # 0 = unbounded (released); else no expansion once this many clusters exist
+class VAEGANConfig:
+    """DEMC's encoder + generator + WGAN critic (learners whose ``model_kind`` is ``vaegan``);
+    the image shape comes from the stream."""
+
+    name: str = "vaegan"
+    latent: int = 50  # latent dimensions
+    width: float = 1.0  # multiplier on every hidden width (1.0 = the released networks)
+    init_std: float = 0.02  # std of the N(0, s) weight init (DCGAN ops.py); 0 = PyTorch defaults
+    generation_prior: str = "uniform"  # z for sampling: uniform U(-1,1) (released) | normal N(0,I)
+
+    def validate(self) -> None:
+        check_positive("model.latent", self.latent)
+        check_positive("model.width", self.width)
+        check_nonnegative("model.init_std", self.init_std)
+        check_choice("model.generation_prior", self.generation_prior, ("uniform", "normal"))
+
+
+# the model section's dataclass for each ``model_kind`` a learner may declare
+MODEL_CONFIGS: dict[str, type] = {"vae": ModelConfig, "mixture": ModelConfig, "vaegan": VAEGANConfig}
+ACTIVATIONS = ("tanh", "relu", "softplus", "elu")  # what model.*_activations accept
 
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    name: str = "reservoir"  # finetune | reservoir | iid | ocm | dynamic-ocm | demc | {reservoir,finetune}-vaegan
-    epochs_per_arrival: int = 100  # passes over (memory + incoming batch) after each arrival
-    minibatch: int = 64  # images per Adam step; the remainder of a pass is dropped
-    elbo_samples: int = 50  # Monte-Carlo samples of z per image in the training objective
-    objective: str = "elbo"  # elbo (mean over samples) | iwae (logmeanexp over samples)
-    lr: float = 1e-4  # Adam learning rate
-    beta1: float = 0.5  # Adam beta1
-    beta2: float = 0.999  # Adam beta2
-    # dynamic-ocm
-    expansion_threshold: float = 10.0  # lambda2, nats: expand when |R - R_last| exceeds it
-    max_components: int = 10  # K_max
-    expansion_samples: int = 1000  # k of the importance-weighted bound used for R
-    expansion_every: int = 1  # test for expansion every N selection events (cross-domain: 31)
-    r_last_update: str = "every-event"  # every-event (released) | on-expansion (supplement)
-    # demc, reservoir-vaegan (VAE-GAN updates; step 2's Adam uses lr, beta1, beta2 above)
-    updates_per_arrival: int = 300  # updates after each arrival (a skipped partial batch counts as one)
-    gan_lr: float = 1e-4  # RMSProp learning rate of the critic and of generator+encoder (step 1)
-    rmsprop_alpha: float = 0.9  # RMSProp decay (TF1 default)
-    rmsprop_eps: float = 1e-10  # RMSProp epsilon (TF1 default)
-    kl_weight: float = 0.1  # weight of the KL in L_vae (released KLThreshold)
-    vae_weight: float = 1.0  # weight of L_vae inside the generator loss L_g
-    gp_weight: float = 10.0  # weight of the gradient penalty in the critic loss
-    gp_legacy: bool = False  # released penalty: one eps per batch, norm over the image height only (a bug)
-    inference_step: bool = True  # step 2: the encoder alone on L_inf = L_vae (released SVHN/CIFAR: absent)
-    step_order: str = "sequential"  # sequential (paper: step 2 after step 1) | simultaneous (released: same snapshot)
-    augment: bool = True  # augment every training batch (released: Keras ImageDataGenerator)
-    aug_rotation: float = 20.0  # degrees: rotation drawn from U(-r, r)
-    aug_shift: float = 0.1  # fraction of the width/height: shifts drawn from U(-s, s)
-    aug_hflip: bool = True  # flip horizontally with probability 1/2 (released: even for digits)
+    """Base of every learner's own config dataclass (declared next to its ``observe``)."""
+
+    name: str = ""  # the learner: a built-in (streamvae list) or one registered by a --plugin
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Base of a learner's memory section; learners without a memory keep this empty one."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,14 @@ class EvalConfig:
     is_splits: int = 10  # the Inception Score is the mean over this many splits
     fid_inception: str = ""  # optional: a TorchScript FID Inception-v3 (pool3, 2048-d) file; empty = off
 
+    def validate(self) -> None:
+        for key in ("iw_samples", "chunk_rows", "points", "grid", "probe_knn", "curve_iw_samples", "fid_generated",
+                    "fid_reference", "fid_classifier_epochs", "fid_classifier_width", "is_splits"):
+            check_positive(f"eval.{key}", getattr(self, key))
+        for key in ("every", "test_size", "curve_test_size", "probe_train_size", "probe_test_size",
+                    "fid_classifier_train_size", "fid_classifier_seed", "binarize_seed"):
+            check_nonnegative(f"eval.{key}", getattr(self, key))
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -151,29 +164,53 @@ class RunConfig:
     out_dir: str = "runs"  # parent folder of run directories
     checkpoint_every: int = 100  # arrivals between checkpoints (0: only at the end)
     threads: int = 0  # torch intra-op threads (0: leave torch's default)
-    kernels: str = "auto"  # auto | native | torch: the C kernels of streamvae.kernels (auto: when a compiler works)
+    kernels: str = "auto"  # auto | native | torch: the native fast path (auto: when a C compiler works)
     progress: bool = True  # show a progress bar
     tensorboard: bool = False  # also log scalars and image grids to run_dir/tensorboard (pip install tensorboard)
+    plugins: tuple[str, ...] = ()  # files or modules that register learners (see --plugin); resolved to absolute paths
     stream: StreamConfig = field(default_factory=StreamConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    memory: MemoryConfig = field(default_factory=MemoryConfig)
-    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    # the next three sections are the dataclasses the learner declares (resolved by streamvae.registry)
+    model: Any = field(default_factory=ModelConfig)  # ModelConfig (vae, mixture) | VAEGANConfig (vaegan)
+    memory: Any = field(default_factory=MemoryConfig)  # the learner's memory_class
+    learner: Any = field(default_factory=LearnerConfig)  # the learner's config_class
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 BUDGET_NAMES = ("paper", "fast", "demo", "smoke")
+SECTIONS = ("stream", "model", "memory", "learner", "eval")
+
+# ---------------------------------------------------------------------------------------------
+# checks shared by the sections' validate() methods
+
+
+def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not valid; choose one of: {', '.join(choices)}")
+
+
+def check_positive(key: str, value: float) -> None:
+    if not value > 0 or value != value or value == float("inf"):
+        raise ConfigError(f"{key} must be positive (a finite number > 0), got {value}")
+
+
+def check_nonnegative(key: str, value: float) -> None:
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{key} must be zero or positive (a finite number >= 0), got {value}")
+
 
 # ---------------------------------------------------------------------------------------------
 # helpers
 
 
 def to_dict(cfg: Any) -> dict:
-    """Nested plain dict (tuples become lists) for YAML/JSON."""
+    """Nested plain dict (tuples become lists) for YAML/JSON; empty sections are left out."""
     out = {}
     for f in fields(cfg):
         v = getattr(cfg, f.name)
         if is_dataclass(v):
             v = to_dict(v)
+            if not v:
+                continue
         elif isinstance(v, tuple):
             v = list(v)
         out[f.name] = v
@@ -188,17 +225,36 @@ def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def valid_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
-    """All dotted keys of a config class, e.g. ``learner.lr``."""
+def valid_keys(cfg: Any = None, prefix: str = "") -> list[str]:
+    """All dotted keys of a config (an instance: its sections are the learner's own), e.g. ``learner.lr``."""
+    cfg = RunConfig() if cfg is None else cfg
     keys = []
-    hints = _field_types(cls)
-    for f in fields(cls):
-        t = hints[f.name]
-        if isinstance(t, type) and is_dataclass(t):
-            keys += valid_keys(t, prefix + f.name + ".")
+    for f in fields(cfg):
+        v = getattr(cfg, f.name) if not isinstance(cfg, type) else None
+        if v is not None and is_dataclass(v):
+            keys += valid_keys(v, prefix + f.name + ".")
         else:
             keys.append(prefix + f.name)
     return keys
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """``{field: trailing comment}`` read from the dataclass source (for ``streamvae config show``)."""
+    import inspect
+    import re
+
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            src = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", src, re.M):
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+_MAX_OVERRIDE_LEN = 10_000  # characters in one --set value
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:
@@ -232,28 +288,30 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported type {typ}")  # pragma: no cover
 
 
-def _apply(cfg: Any, key: str, value: Any, full_key: str | None = None) -> Any:
+def _apply(cfg: Any, key: str, value: Any, full_key: str | None = None, root: Any = None) -> Any:
     """Return ``cfg`` with the dotted ``key`` set to ``value`` (type-checked)."""
     full_key = full_key or key
+    root = cfg if root is None else root
     head, _, rest = key.partition(".")
     names = {f.name for f in fields(cfg)}
     if head not in names:
-        raise ConfigError(
-            f"unknown config key '{full_key}'. Valid keys: {', '.join(valid_keys(RunConfig))}"
-        )
-    hints = _field_types(type(cfg))
-    typ = hints[head]
+        section = full_key[: len(full_key) - len(key)]  # e.g. "memory." when the key is inside a section
+        keys = [k for k in valid_keys(root) if k.startswith(section)] if section else valid_keys(root)
+        learner = getattr(getattr(root, "learner", None), "name", "")
+        where = f" for learner {learner}" if learner and section in ("learner.", "memory.", "model.") else ""
+        raise ConfigError(f"unknown config key '{full_key}'{where}. Valid keys: {', '.join(keys) or '(none)'}")
     current = getattr(cfg, head)
     if is_dataclass(current):
         if not rest:
             if not isinstance(value, dict):
                 raise ConfigError(f"{full_key}: expected a mapping of {type(current).__name__} keys")
             for k, v in value.items():
-                current = _apply(current, str(k), v, f"{full_key}.{k}")
+                current = _apply(current, str(k), v, f"{full_key}.{k}", root)
             return replace(cfg, **{head: current})
-        return replace(cfg, **{head: _apply(current, rest, value, full_key)})
+        return replace(cfg, **{head: _apply(current, rest, value, full_key, root)})
     if rest:
         raise ConfigError(f"unknown config key '{full_key}': '{head}' is not a section")
+    typ = _field_types(type(cfg))[head]
     return replace(cfg, **{head: _coerce(value, typ, full_key)})
 
 
@@ -262,14 +320,47 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override '{text}' must look like key=value (e.g. learner.lr=1e-3)")
     key, raw = text.split("=", 1)
+    if len(raw) > _MAX_OVERRIDE_LEN:
+        raise ConfigError(f"override '{key}': the value is longer than {_MAX_OVERRIDE_LEN} characters")
     try:
         value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError):
         try:
             value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             value = raw
     return key.strip(), value
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A config file as a dict; ``include: other.yaml`` (relative to the file) is merged underneath,
+    so presets shared by many configs (budgets) are written once."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not a config file") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of config sections at the top level")
+    includes = raw.pop("include", None)
+    if includes is None:
+        return raw
+    merged: dict = {}
+    for inc in [includes] if isinstance(includes, str) else list(includes):
+        merged = _deep_merge(merged, read_yaml(Path(path).parent / str(inc)))
+    return _deep_merge(merged, raw)
+
+
+def _deep_merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _budget_overrides(budgets: dict, budget: str, path: str) -> dict:
@@ -282,29 +373,46 @@ def _budget_overrides(budgets: dict, budget: str, path: str) -> dict:
     return table
 
 
-def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Load a YAML config, apply its budget preset and the ``--set`` overrides.
+# A learner class as the resolver sees it: it declares the dataclasses of its sections.
+LearnerLookup = Callable[[str], Any]  # name -> class with config_class, memory_class, model_kind
+
+
+def skeleton(learner_cls: Any, name: str) -> RunConfig:
+    """Defaults for a run of ``learner_cls``: its own learner, memory and model dataclasses."""
+    model_cls = MODEL_CONFIGS[learner_cls.model_kind]
+    return RunConfig(learner=learner_cls.config_class(name=name), memory=learner_cls.memory_class(),
+                     model=model_cls())
+
+
+def _learner_name(raw: dict, parsed: list[tuple[str, Any]], default: str) -> str:
+    name = (raw.get("learner") or {}).get("name", default) if isinstance(raw.get("learner"), dict) else default
+    for k, v in parsed:
+        if k == "learner.name":
+            name = v
+        elif k == "learner" and isinstance(v, dict) and "name" in v:
+            name = v["name"]
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"learner.name must be a learner's name (a string), got {name!r}")
+    return name
+
+
+def resolve(raw: dict, overrides: list[str] | tuple[str, ...], lookup: LearnerLookup, label: str = "<defaults>",
+            default_learner: str = "reservoir") -> RunConfig:
+    """Resolve a config dict: the learner's dataclasses, then YAML -> budget preset -> ``--set``.
 
     Raises:
-        ConfigError: unknown key, wrong type, unknown budget or unreadable file.
+        ConfigError: unknown learner or key, wrong type, unknown budget, invalid value.
     """
-    raw: dict = {}
-    label = "<defaults>"
-    if path is not None:
-        label = str(path)
-        try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of config sections at the top level")
     raw = dict(raw)
+    raw.pop("include", None)
     budgets = raw.pop("budgets", {}) or {}
+    if not isinstance(budgets, dict):
+        raise ConfigError(f"{label}: budgets must be a mapping of budget names to overrides")
     parsed = [parse_override(o) for o in overrides]
-
-    cfg = RunConfig()
+    name = _learner_name(raw, parsed, default_learner)
+    cfg = skeleton(lookup(name), name)
+    if isinstance(raw.get("learner"), dict):  # the learner chosen by --set wins over the file's from the start
+        raw["learner"] = {**raw["learner"], "name": name}
     for k, v in raw.items():
         cfg = _apply(cfg, str(k), v)
     for k, v in parsed:  # the budget may itself be chosen with --set budget=NAME
@@ -317,86 +425,27 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             cfg = _apply(cfg, str(k), v)
     for k, v in parsed:
         cfg = _apply(cfg, k, v)
-    validate(cfg)
+    validate(cfg, lookup(cfg.learner.name))
     return cfg
 
 
-_CHOICES = {
-    "kernels": ("auto", "native", "torch"),
-    "stream.order": ("class-order", "pairs"),
-    "stream.tasks": ("pairs", "dataset"),
-    "model.name": ("mlp-vae", "vaegan"),
-    "model.generation_prior": ("uniform", "normal"),
-    "model.init": ("glorot", "torch"),
-    "memory.temp_policy": ("truncate", "reservoir"),
-    "memory.cluster_select": ("low-error", "high-error", "random"),
-    "memory.novelty_agg": ("max", "min"),
-    "memory.novelty_kl": ("one-sided", "symmetric"),
-    "memory.novelty_bn": ("eval", "batch"),
-    "learner.step_order": ("sequential", "simultaneous"),
-    "model.likelihood": ("bernoulli", "gaussian"),
-    "learner.objective": ("elbo", "iwae"),
-    "learner.r_last_update": ("every-event", "on-expansion"),
-    "memory.kernel": ("laplacian-l2", "squared-exp"),
-    "memory.select": ("similar", "diverse"),
-}
-
-
-def validate(cfg: RunConfig) -> None:
-    """Value checks beyond types (choices, positivity)."""
-    flat = {}
-    for k in valid_keys(RunConfig):
-        obj: Any = cfg
-        for part in k.split("."):
-            obj = getattr(obj, part)
-        flat[k] = obj
-    for k, choices in _CHOICES.items():
-        if flat[k] not in choices:
-            raise ConfigError(f"{k}={flat[k]!r} is not valid; choose one of: {', '.join(choices)}")
-    from .learners import LEARNERS  # local import: the registry imports torch modules
-
-    if cfg.learner.name not in LEARNERS:
-        raise ConfigError(f"learner.name={cfg.learner.name!r} is unknown; choose one of: {', '.join(LEARNERS)}")
-    for k in ("stream.batch_size", "learner.minibatch", "learner.elbo_samples", "eval.iw_samples",
-              "model.latent", "memory.capacity", "eval.chunk_rows"):
-        if flat[k] <= 0:
-            raise ConfigError(f"{k} must be positive, got {flat[k]}")
-    needs = getattr(LEARNERS[cfg.learner.name], "model_name", "mlp-vae")  # demc & co. train a VAE-GAN
-    if cfg.model.name != needs:
-        raise ConfigError(f"learner.name={cfg.learner.name} needs model.name={needs}, got {cfg.model.name}")
-    for k in ("learner.updates_per_arrival", "memory.temp_capacity", "memory.cluster_size", "model.width",
-              "eval.fid_generated", "eval.fid_reference", "eval.fid_classifier_epochs", "eval.is_splits"):
-        if flat[k] <= 0:
-            raise ConfigError(f"{k} must be positive, got {flat[k]}")
-    if cfg.memory.cluster_size > cfg.memory.temp_capacity:
-        raise ConfigError("memory.cluster_size must not exceed memory.temp_capacity (clusters come from it)")
-    if len(cfg.model.encoder_activations) != len(cfg.model.encoder_hidden):
-        raise ConfigError("model.encoder_activations needs one activation per model.encoder_hidden layer")
-    if len(cfg.model.decoder_activations) != len(cfg.model.decoder_hidden):
-        raise ConfigError("model.decoder_activations needs one activation per model.decoder_hidden layer")
-
-
-def from_dict(d: dict) -> RunConfig:
-    """Rebuild a RunConfig from ``to_dict`` output (used by checkpoints and ``--resume``)."""
-    cfg = RunConfig()
-    for k, v in d.items():
-        cfg = _apply(cfg, k, v)
-    return cfg
-
-
-def load_resolved(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Load a run directory's resolved ``config.yaml`` (budget already applied) plus overrides."""
-    try:
-        cfg = from_dict(yaml.safe_load(Path(path).read_text()) or {})
-    except FileNotFoundError:
-        raise ConfigError(f"{path} is missing: is this a streamvae run directory?") from None
-    for k, v in (parse_override(o) for o in overrides):
-        cfg = _apply(cfg, k, v)
-    validate(cfg)
-    return cfg
+def validate(cfg: RunConfig, learner_cls: Any) -> None:
+    """Value checks beyond types: every section's own ``validate()``, and the model the learner needs."""
+    check_choice("kernels", cfg.kernels, ("auto", "native", "torch"))
+    check_nonnegative("checkpoint_every", cfg.checkpoint_every)
+    check_nonnegative("threads", cfg.threads)
+    check_nonnegative("seed", cfg.seed)
+    needs = MODEL_CONFIGS[learner_cls.model_kind]
+    if not isinstance(cfg.model, needs) or cfg.model.name != needs().name:
+        raise ConfigError(f"learner.name={cfg.learner.name} needs model.name={needs().name}, got {cfg.model.name}")
+    for section in SECTIONS:
+        check = getattr(getattr(cfg, section), "validate", None)
+        if check is not None:
+            check()
 
 
 __all__ = [
-    "RunConfig", "StreamConfig", "ModelConfig", "MemoryConfig", "LearnerConfig", "EvalConfig",
-    "load_config", "from_dict", "to_dict", "to_yaml", "valid_keys", "parse_override",
+    "RunConfig", "StreamConfig", "ModelConfig", "VAEGANConfig", "LearnerConfig", "MemoryConfig", "EvalConfig",
+    "resolve", "skeleton", "to_dict", "to_yaml", "valid_keys", "parse_override", "read_yaml", "check_choice",
+    "check_positive", "check_nonnegative", "field_comments",
 ]

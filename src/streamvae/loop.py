@@ -25,7 +25,7 @@ from .errors import ConfigError, StreamVAEError
 from .evaluation.evaluator import evaluate, evaluate_generation
 from .evaluation.fid import feature_classifier
 from .evaluation.probe import probe_metrics, probe_training_set
-from .learners import LEARNERS
+from .registry import get_learner
 from .models import build_model
 from .utils import (atomic_write_text, load_checkpoint, read_jsonl, save_checkpoint, save_grid, save_titled_grids,
                     write_json, write_jsonl)
@@ -52,14 +52,19 @@ def build(cfg: C.RunConfig, data_root: str | None):
     native_path = use_kernels(cfg)
     stream = Stream(cfg.stream, data_root=data_root, seed=cfg.seed)
     torch.manual_seed(cfg.seed)  # model initialisation
-    cls = LEARNERS[cfg.learner.name]
-    model = build_model(cfg.model, stream.x_dim, mixture=cls.uses_mixture, seed=cfg.seed, shape=stream.shape,
-                        native=native_path)
+    cls = get_learner(cfg.learner.name)
+    model = build_model(cfg.model, stream.x_dim, mixture=cls.model_kind == "mixture", seed=cfg.seed,
+                        shape=stream.shape, native=native_path)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     if cls.needs_dataset:
         learner = cls(cfg, model, generator, dataset=stream.training_images())
     else:
         learner = cls(cfg, model, generator)
+    steps = learner.min_steps_per_arrival()
+    if steps == 0:  # nothing would ever train: refuse before any work is done
+        raise ConfigError(f"learner {cfg.learner.name} would take no optimiser step with these settings "
+                          f"(stream.batch_size={cfg.stream.batch_size} is smaller than learner.minibatch="
+                          f"{getattr(cfg.learner, 'minibatch', '?')}); lower learner.minibatch or raise the batch size")
     return stream, learner
 
 
@@ -105,8 +110,11 @@ def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int
         classifier, info = feature_classifier(cfg.stream.datasets, stream.data_root, cfg.eval)
         row.update(evaluate_generation(learner.components(), stream.test_set(cfg.eval, 0), tasks_seen, cfg.eval,
                                        stream.shape, classifier, info, _eval_generator(cfg, arrival + 2_000_000)))
-    row.update(learner.memory_sizes())
+    sizes = learner.memory_sizes()  # {memory name: stored images}
+    row["memory"] = int(sizes.get("memory", sum(sizes.values())))  # all stored images
+    row["memory_sizes"] = {k: int(v) for k, v in sizes.items() if k != "memory"} or ({"memory": row["memory"]} if sizes else {})
     row["components"] = len(learner.components())
+    row.update(learner.structure())  # e.g. DEMC's number of clusters
     row["steps"] = learner.steps
     return row
 
@@ -122,11 +130,9 @@ def save_grids(cfg: C.RunConfig, learner, stream: Stream, test, run_dir: Path) -
     save_grid(run_dir / "samples.png", samples, shape, nrow=8 if len(components) > 1 else None)
     idx = torch.randperm(len(test.x), generator=g)[: n // 2]
     x = test.x[idx]
-    if len(components) == 1:  # (models without an ELBO, such as the VAE-GAN, have one component)
-        best = torch.zeros(len(x), dtype=torch.long)
-    else:
-        with torch.no_grad():  # the component that explains each image best (by its ELBO) reconstructs it
-            best = torch.stack([c.elbo(x, 10, g) for c in components]).argmax(0)
+    # the component that explains each image best reconstructs it (models without an ELBO, such as
+    # the VAE-GAN, have one component)
+    best = learner.model.assign(x, 10, g) if len(components) > 1 else torch.zeros(len(x), dtype=torch.long)
     recon = torch.stack([components[int(j)].reconstruct(x[i:i + 1])[0] for i, j in enumerate(best)])
     pairs = torch.stack([x, recon], 1).reshape(-1, x.shape[1])  # original, reconstruction
     save_grid(run_dir / "reconstructions.png", pairs, shape, nrow=16)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from streamvae.config import RunConfig, from_dict, load_config, to_dict, to_yaml
+from streamvae.config import RunConfig, to_dict, to_yaml
+from streamvae.registry import from_dict, load_config
 from streamvae.errors import ConfigError
 
 from ..conftest import REPO
@@ -58,12 +59,45 @@ def test_missing_and_malformed_files(tmp_path):
     assert isinstance(load_config(None), RunConfig)
 
 
-@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").rglob("*.yaml")))
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").rglob("*.yaml")
+                                         if not p.parent.name.startswith("_")))
 def test_every_shipped_config_loads_at_every_budget_it_names(path):
-    import yaml
+    from streamvae.config import read_yaml
 
-    budgets = yaml.safe_load((REPO / path).read_text()).get("budgets", {})
+    budgets = read_yaml(REPO / path).get("budgets", {})  # its own presets and the included ones
     assert {"paper", "fast", "smoke"} <= set(budgets), f"{path} must define paper, fast and smoke budgets"
     for budget in budgets:
         cfg = load_config(REPO / path, [f"budget={budget}"])
         assert cfg.budget == budget
+
+
+def test_each_learner_gets_only_its_own_fields():
+    fields = lambda cfg, section: set(to_dict(cfg).get(section, {}))  # noqa: E731
+    fin = load_config(REPO / "configs/split_fashion/finetune.yaml")
+    res = load_config(RESERVOIR)
+    dyn = load_config(REPO / "configs/split_fashion/dynamic-ocm.yaml")
+    demc = load_config(REPO / "configs/split_fashion/demc.yaml")
+    assert fields(fin, "memory") == set() and "memory:" not in to_yaml(fin)
+    assert fields(res, "memory") == {"capacity"} and "expansion_threshold" not in fields(res, "learner")
+    assert {"stm_capacity", "kernel", "sigma"} <= fields(dyn, "memory") and "capacity" not in fields(dyn, "memory")
+    assert {"expansion_threshold", "freeze_shared", "expansion_warmup"} <= fields(dyn, "learner")
+    assert "expansion_threshold" not in fields(load_config(REPO / "configs/split_fashion/ocm.yaml"), "learner")
+    assert {"gan_lr", "updates_per_arrival"} <= fields(demc, "learner") and "elbo_samples" not in fields(demc, "learner")
+    assert fields(demc, "model") == {"name", "latent", "width", "init_std", "generation_prior"}
+    assert "encoder_hidden" in fields(res, "model") and "width" not in fields(res, "model")
+
+
+def test_switching_learner_keeps_fields_that_do_not_apply_an_error():
+    with pytest.raises(ConfigError, match="'memory.capacity' for learner finetune. Valid keys: [(]none[)]"):
+        load_config(RESERVOIR, ["learner.name=finetune"])
+    cfg = load_config(REPO / "configs/split_fashion/finetune.yaml", ["learner.name=reservoir"])
+    assert cfg.memory.capacity == 3000  # the reservoir's default memory section
+
+
+def test_a_run_that_can_never_take_a_step_is_refused_before_training(tmp_path, data_root):
+    from streamvae.cli import main
+
+    out = tmp_path / "r"
+    code = main(["run", str(REPO / "configs/split_fashion/finetune.yaml"), "--set", "budget=smoke",
+                 "--set", "stream.batch_size=32", "--no-progress", "--data-root", data_root, "--out", str(out)])
+    assert code == 2 and not (out / "results.json").exists() and not (out / "checkpoint.pt").exists()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from streamvae.cli import main
-from streamvae.config import load_config
+from streamvae.registry import load_config
 from streamvae.data import datasets
 from streamvae.errors import ConfigError
 from streamvae.loop import build

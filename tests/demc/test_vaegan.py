@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from streamvae.config import ModelConfig, load_config
+from streamvae.config import VAEGANConfig
+from streamvae.registry import load_config
 from streamvae.data.augment import augment
 from streamvae.learners import LEARNERS
 from streamvae.models import build_model
@@ -17,7 +18,7 @@ DEMC = REPO / "configs/split_fashion/demc.yaml"
 
 def small(shape, latent):
     torch.manual_seed(0)
-    return VAEGAN(ModelConfig(name="vaegan", latent=latent, width=0.125), shape)
+    return VAEGAN(VAEGANConfig(latent=latent, width=0.125), shape)
 
 
 @pytest.mark.parametrize("shape, latent", [((1, 28, 28), 100), ((3, 32, 32), 200)])
@@ -38,7 +39,7 @@ def test_networks_have_the_spec_shapes(shape, latent):
 
 
 def test_build_model_takes_the_shape_from_the_stream_and_rejects_others():
-    cfg = ModelConfig(name="vaegan", latent=8, width=0.125)
+    cfg = VAEGANConfig(latent=8, width=0.125)
     assert build_model(cfg, 3072, shape=(3, 32, 32)).shape == (3, 32, 32)
     assert build_model(cfg, 784).shape == (1, 28, 28)  # guessed from the size
     with pytest.raises(Exception, match="28x28 and 32x32"):

@@ -8,7 +8,7 @@ import signal
 import pytest
 import torch
 
-from streamvae import loop, native
+from streamvae import loop, native, registry
 from streamvae.native import clib
 from streamvae.cli import main
 from streamvae.data.streams import Stream
@@ -32,7 +32,7 @@ def comparable(results: dict) -> dict:
 
 @pytest.mark.parametrize("learner", ["finetune", "reservoir", "iid"])
 def test_each_learner_runs_and_writes_its_results(tmp_path, data_root, learner, capsys):
-    code, out = run_cli(tmp_path, data_root, learner, "--set", f"learner.name={learner}")
+    code, out = run_cli(tmp_path, data_root, learner, cfg=str(REPO / f"configs/split_fashion/{learner}.yaml"))
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["learner"] == learner and results["arrivals"] == 6
@@ -168,7 +168,7 @@ def test_the_learner_never_receives_labels_or_tasks(tmp_path, data_root, monkeyp
     monkeypatch.setattr(LEARNERS["reservoir"], "observe", spy)
     code, _ = run_cli(tmp_path, data_root, "spy")
     assert code == 0 and len(seen) == 6
-    stream = Stream(loop.C.load_config(CFG, ["budget=smoke", "stream.samples_per_class=40"]).stream, data_root)
+    stream = Stream(registry.load_config(CFG, ["budget=smoke", "stream.samples_per_class=40"]).stream, data_root)
     for t, (args, kwargs) in enumerate(seen):
         assert kwargs == {} and len(args) == 1  # images only: no y, no task, no boundary flag
         assert torch.equal(args[0], stream.batch(t).x)

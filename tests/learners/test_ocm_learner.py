@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from streamvae.cli import main
-from streamvae.config import load_config
+from streamvae.registry import load_config
 from streamvae.loop import build
 
 from ..conftest import REPO, write_domain_root

@@ -9,7 +9,7 @@ M^t and a growing set of memory clusters M^d. Per arrival (``DEMC.observe``):
      distance (max: released, min: paper) exceeds ``novelty_threshold``, a new cluster is made of
      the ``cluster_size`` M^t images of lowest reconstruction error (one stochastic latent draw),
      M^t is emptied, and training is skipped at this arrival (released ``continue``);
-  3. otherwise ``updates_per_arrival`` updates (``VAEGANLearner.train_on``) on augmented batches of
+  3. otherwise ``updates_per_arrival`` updates (``VAEGANLearner.train_on`` in vaegan_training.py) on augmented batches of
      64 drawn uniformly from M^t and all clusters; each update (``VAEGANLearner.update``) is
        step 1: critic on L_d = D(G(z)) - D(x) + 10 GP (RMSProp), then G and E together on
                L_g = -D(G(z)) + L_vae (RMSProp), z ~ U(-1, 1) (or N(0, I));
@@ -24,148 +24,47 @@ single snapshot), the first batch stored once (``duplicate_first_batch``). docs/
 """
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import torch
 
-from ..data.augment import augment
-from ..errors import TrainingError
+from ..config import MemoryConfig, check_choice, check_nonnegative, check_positive
+from ..errors import ConfigError
 from ..memory import CLUSTER_SELECTIONS, TEMPORARY_MEMORIES, ClusterMemory
-from ..models.vaegan import frozen_bn_statistics, gradient_penalty
-from .base import Learner
+from .vaegan_training import VAEGANLearner
 
 
-class VAEGANLearner(Learner):
-    """The VAE-GAN's two-step update and its replay pass; DEMC and the VAE-GAN baselines share them."""
+@dataclass(frozen=True)
+class DEMCMemoryConfig(MemoryConfig):
+    temp_capacity: int = 1000  # images kept in the temporary memory after training (1064 while training)
+    temp_policy: str = "truncate"  # truncate (released: append, then keep a random capacity) | reservoir
+    duplicate_first_batch: bool = False  # released quirk: the first batch enters the temporary memory twice
+    cluster_size: int = 64  # images per memory cluster
+    cluster_select: str = "low-error"  # temporary images forming a cluster: low-error (released) | high-error | random
+    novelty_threshold: float = 5.0  # lambda: expand when the novelty exceeds it (nats: KL per latent dim, mean)
+    novelty_agg: str = "max"  # over clusters: max (released: far from at least one) | min (paper: far from all)
+    novelty_kl: str = "one-sided"  # one-sided KL(cluster || batch) (released "JS") | symmetric (mean of both KLs)
+    refresh_stats: bool = False  # re-encode every cluster's images at each novelty check (released: never)
+    novelty_bn: str = "eval"  # BatchNorm for descriptors: eval (running stats) | batch (released: the batch's own)
+    max_clusters: int = 0  # 0 = unbounded (released); else no expansion once this many clusters exist
 
-    model_name = "vaegan"  # config.validate: these learners need model.name=vaegan
-
-    def __init__(self, cfg, model, generator):
-        super().__init__(cfg, model, generator)
-        c = cfg.learner
-        self.critic_params = list(model.critic_net.parameters())
-        self.encoder_params = list(model.encoder.parameters())
-        self.gen_enc_params = self.encoder_params + list(model.generator.parameters())
-        self.critic_optimizer = torch.optim.RMSprop(self.critic_params, lr=c.gan_lr, alpha=c.rmsprop_alpha,
-                                                    eps=c.rmsprop_eps)
-        # self.optimizer (saved by the base class) is step 1's generator + encoder optimiser
-        self.optimizer = torch.optim.RMSprop(self.gen_enc_params, lr=c.gan_lr, alpha=c.rmsprop_alpha,
-                                             eps=c.rmsprop_eps)
-        # fused: the same Adam arithmetic in one kernel (about 5x faster on CPU)
-        self.inference_optimizer = torch.optim.Adam(self.encoder_params, lr=c.lr, betas=(c.beta1, c.beta2),
-                                                    fused=True)
-
-    # -- one update: step 1 (critic, then G + E), step 2 (E alone) --------------------------------
-    def update(self, x: torch.Tensor) -> dict[str, float]:
-        """One update on an (augmented) batch ``x: (B, D)``: step 1 (critic, then G + E), step 2 (E)."""
-        c = self.cfg.learner
-        z = self.model.prior_sample(len(x), self.generator)  # one z per update, for the critic and for G
-        logs = {"loss_d": self.critic_step(x, z)}
-        if c.inference_step and c.step_order == "simultaneous":
-            logs.update(self.simultaneous_steps(x, z))
-        else:
-            logs.update(self.generator_step(x, z))
-            if c.inference_step:
-                logs["loss_inf"] = self.inference_step(x)
-        self.steps += 1
-        return logs
-
-    def critic_step(self, x: torch.Tensor, z: torch.Tensor) -> float:
-        """Step 1a: D on L_d = mean D(G(z)) - mean D(x) + gp_weight * GP (RMSProp)."""
-        c, model = self.cfg.learner, self.model
-        fake = model.decode(z).detach()
-        gp = gradient_penalty(model.critic, x, fake, self.generator, model.shape, legacy=c.gp_legacy)
-        loss_d = model.critic(fake).mean() - model.critic(x).mean() + c.gp_weight * gp
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        loss_d.backward(inputs=self.critic_params)
-        self.critic_optimizer.step()
-        return loss_d.item()
-
-    def generator_step(self, x: torch.Tensor, z: torch.Tensor) -> dict[str, float]:
-        """Step 1b: G and E together on L_g = -mean D(G(z)) + vae_weight * L_vae (RMSProp).
-
-        The adversarial term reaches G only (z is drawn from the prior, not encoded); D is not updated.
-        """
-        c, model = self.cfg.learner, self.model
-        loss_vae = model.vae_loss(x, c.kl_weight, self.generator).mean()
-        loss_g = -model.critic(model.decode(z)).mean() + c.vae_weight * loss_vae
-        self.optimizer.zero_grad(set_to_none=True)
-        loss_g.backward(inputs=self.gen_enc_params)
-        self.optimizer.step()
-        return {"loss_g": loss_g.item(), "loss_vae": loss_vae.item()}
-
-    def inference_step(self, x: torch.Tensor) -> float:
-        """Step 2: E alone on L_inf = L_vae (Adam); G stays in the forward pass but is frozen
-        (no parameter update, and its BatchNorm running statistics are left as they are)."""
-        c, model = self.cfg.learner, self.model
-        with frozen_bn_statistics(model.generator):
-            loss_inf = model.vae_loss(x, c.kl_weight, self.generator).mean()
-        self.inference_optimizer.zero_grad(set_to_none=True)
-        loss_inf.backward(inputs=self.encoder_params)
-        self.inference_optimizer.step()
-        return loss_inf.item()
-
-    def simultaneous_steps(self, x: torch.Tensor, z: torch.Tensor) -> dict[str, float]:
-        """Released variant of steps 1b + 2: L_g's RMSProp step on G + E and L_vae's Adam step on E,
-        both computed from the same parameters and the same forward pass (one ``sess.run``)."""
-        c, model = self.cfg.learner, self.model
-        loss_vae = model.vae_loss(x, c.kl_weight, self.generator).mean()
-        loss_g = -model.critic(model.decode(z)).mean() + c.vae_weight * loss_vae
-        g_grads = torch.autograd.grad(loss_g, self.gen_enc_params, retain_graph=True)
-        e_grads = torch.autograd.grad(loss_vae, self.encoder_params)
-        self._step(self.optimizer, self.gen_enc_params, g_grads)
-        self._step(self.inference_optimizer, self.encoder_params, e_grads)
-        return {"loss_g": loss_g.item(), "loss_vae": loss_vae.item()}
-
-    @staticmethod
-    def _step(optimizer: torch.optim.Optimizer, params: list, grads) -> None:
-        for p, g in zip(params, grads):
-            p.grad = g
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    # -- the replay pass after an arrival ----------------------------------------------------------
-    def train_on(self, data: torch.Tensor) -> dict[str, float]:
-        """``updates_per_arrival`` updates on shuffled minibatches of ``data: (N, D)``, augmented.
-
-        As released (a Keras flow over the shuffled union): epochs of minibatches; the partial
-        batch at the end of an epoch is skipped but counts towards the updates.
-        """
-        c, b = self.cfg.learner, self.cfg.learner.minibatch
-        per_epoch = math.ceil(len(data) / b)
-        totals: dict[str, float] = {}
-        n = 0
-        order = torch.arange(0)
-        for i in range(c.updates_per_arrival):
-            j = i % per_epoch
-            if j == 0:
-                order = torch.randperm(len(data), generator=self.generator)
-            idx = order[j * b:(j + 1) * b]
-            if len(idx) < b:
-                continue
-            x = data[idx]
-            if c.augment:
-                x = augment(x, self.model.shape, self.generator, c.aug_rotation, c.aug_shift, c.aug_hflip)
-            for k, v in self.update(x).items():
-                totals[k] = totals.get(k, 0.0) + v
-            n += 1
-        logs = {k: v / n for k, v in totals.items()}
-        if not all(math.isfinite(v) for v in logs.values()):
-            raise TrainingError(f"non-finite loss ({logs}) at arrival {self.arrivals}, step {self.steps}; "
-                                f"try a lower learner.gan_lr (now {c.gan_lr}) or learner.lr (now {c.lr})")
-        return logs
-
-    # -- checkpoint ------------------------------------------------------------------------------
-    def extra_state(self) -> dict:
-        return {"critic_optimizer": self.critic_optimizer.state_dict(),
-                "inference_optimizer": self.inference_optimizer.state_dict()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.inference_optimizer.load_state_dict(state["inference_optimizer"])
+    def validate(self) -> None:
+        check_positive("memory.temp_capacity", self.temp_capacity)
+        check_positive("memory.cluster_size", self.cluster_size)
+        check_nonnegative("memory.novelty_threshold", self.novelty_threshold)
+        check_nonnegative("memory.max_clusters", self.max_clusters)
+        check_choice("memory.temp_policy", self.temp_policy, tuple(TEMPORARY_MEMORIES))
+        check_choice("memory.cluster_select", self.cluster_select, tuple(CLUSTER_SELECTIONS))
+        check_choice("memory.novelty_agg", self.novelty_agg, ("max", "min"))
+        check_choice("memory.novelty_kl", self.novelty_kl, ("one-sided", "symmetric"))
+        check_choice("memory.novelty_bn", self.novelty_bn, ("eval", "batch"))
+        if self.cluster_size > self.temp_capacity:
+            raise ConfigError("memory.cluster_size must not exceed memory.temp_capacity (clusters come from it)")
 
 
 class DEMC(VAEGANLearner):
+    memory_class = DEMCMemoryConfig
+
     def __init__(self, cfg, model, generator):
         super().__init__(cfg, model, generator)
         m = cfg.memory
@@ -221,18 +120,19 @@ class DEMC(VAEGANLearner):
 
     # -- what the loop and the evaluator ask ---------------------------------------------------
     def memory_sizes(self) -> dict[str, int]:
-        return {"temporary": len(self.temp), "clusters": self.clusters.num_clusters,
-                "cluster_images": len(self.clusters), "memory": len(self.temp) + len(self.clusters)}
+        return {"temporary": len(self.temp), "cluster_images": len(self.clusters),
+                "memory": len(self.temp) + len(self.clusters)}
+
+    def structure(self) -> dict[str, int]:
+        return {"clusters": self.clusters.num_clusters}
 
     def memory_images(self) -> dict[str, torch.Tensor]:
         return {"temporary": self.temp.data, "clusters": self.clusters.data}
 
     def extra_state(self) -> dict:
-        return {**super().extra_state(), "temp": self.temp.state_dict(), "clusters": self.clusters.state_dict(),
-                "log": self.log}
+        return {"temp": self.temp.state_dict(), "clusters": self.clusters.state_dict(), "log": self.log}
 
     def load_extra_state(self, state: dict) -> None:
-        super().load_extra_state(state)
         self.temp.load_state_dict(state["temp"])
         self.clusters.load_state_dict(state["clusters"])
         self.log = list(state["log"])

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import torch
 
-from .base import Learner
+from .vae_training import VAELearner
 
 
-class Finetune(Learner):
+class Finetune(VAELearner):
     def observe(self, x: torch.Tensor) -> dict[str, float]:
         # epochs_per_arrival passes over the 64 incoming images, nothing kept afterwards
         losses = [self.train_pass(x) for _ in range(self.cfg.learner.epochs_per_arrival)]
         self.arrivals += 1
         return {"loss": sum(losses) / len(losses)}
+
+    def min_steps_per_arrival(self) -> int:
+        # passes over the incoming batch only: no step at all when it is smaller than a minibatch
+        return self.cfg.learner.epochs_per_arrival * (self.cfg.stream.batch_size // self.cfg.learner.minibatch)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import torch
 
-from .base import Learner
+from .reservoir import ReservoirMemoryConfig
+from .vae_training import VAELearner
 
 
-class IID(Learner):
+class IID(VAELearner):
+    memory_class = ReservoirMemoryConfig  # memory.capacity: the reservoir whose steps it matches
     needs_dataset = True
 
     def __init__(self, cfg, model, generator, dataset: torch.Tensor):

@@ -19,17 +19,59 @@ Per arrival (``observe``):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from ..config import MemoryConfig, check_choice, check_nonnegative, check_positive
 from ..data.streams import binarize
 from ..evaluation.likelihood import iw_log_likelihood
 from ..memory import SELECTIONS, LongTermMemory, ShortTermMemory, similarity_scores
-from .base import Learner
+from .vae_training import VAELearner, VAETrainingConfig
 
 
-class OCM(Learner):
-    uses_mixture = True
-    dynamic = False  # DynamicOCM below grows the mixture
+@dataclass(frozen=True)
+class OCMMemoryConfig(MemoryConfig):
+    stm_capacity: int = 512  # a selection event runs when the STM holds more than this
+    ltm_capacity: int = 2560  # additions to the LTM stop at this size; nothing is ever evicted
+    kernel: str = "laplacian-l2"  # laplacian-l2 (released: exp(-|d|/(sqrt2 sigma))) | squared-exp (paper)
+    sigma: float = 10.0  # kernel width
+    lambda1_first: float = 1.0  # selection threshold at the first event
+    lambda1: float = 0.35  # selection threshold afterwards
+    max_per_event: int = 14  # at most this many STM samples move to the LTM per event
+    select: str = "similar"  # similar (released: highest scores above lambda1) | diverse (lowest, below)
+
+    def validate(self) -> None:
+        for key in ("stm_capacity", "ltm_capacity", "sigma", "max_per_event"):
+            check_positive(f"memory.{key}", getattr(self, key))
+        check_choice("memory.kernel", self.kernel, ("laplacian-l2", "squared-exp"))
+        check_choice("memory.select", self.select, ("similar", "diverse"))
+
+
+@dataclass(frozen=True)
+class DynamicOCMConfig(VAETrainingConfig):
+    expansion_threshold: float = 10.0  # lambda2, nats: expand when |R - R_last| exceeds it
+    max_components: int = 10  # K_max
+    expansion_samples: int = 1000  # k of the importance-weighted bound used for R
+    expansion_every: int = 1  # test for expansion every N selection events (cross-domain: 31)
+    r_last_update: str = "every-event"  # every-event (released) | on-expansion (supplement)
+    expansion_warmup: int = 0  # arrivals before an expansion may fire (0: released; R is still tracked)
+    freeze_shared: bool = True  # on expansion freeze the shared first layers (released) | keep training them
+
+    def validate(self) -> None:
+        super().validate()
+        check_nonnegative("learner.expansion_threshold", self.expansion_threshold)
+        for key in ("max_components", "expansion_samples", "expansion_every"):
+            check_positive(f"learner.{key}", getattr(self, key))
+        check_nonnegative("learner.expansion_warmup", self.expansion_warmup)
+        check_choice("learner.r_last_update", self.r_last_update, ("every-event", "on-expansion"))
+
+
+class OCM(VAELearner):
+    config_class = VAETrainingConfig
+    memory_class = OCMMemoryConfig
+    model_kind = "mixture"  # one component that never grows (DynamicOCM below grows it)
+    dynamic = False
 
     def __init__(self, cfg, model, generator):
         super().__init__(cfg, model, generator)
@@ -69,10 +111,11 @@ class OCM(Learner):
                     self.events_since_test = 0
                     r = self.memory_bound(torch.cat([self.stm.data, self.ltm.data]))
                     expand = (self.r_last is not None and abs(r - self.r_last) > c.expansion_threshold
-                              and len(self.model) < c.max_components)
+                              and len(self.model) < c.max_components and self.arrivals >= c.expansion_warmup)
                     event.update({"R": r, "R_last": self.r_last, "expanded": expand})
                     if expand:
-                        self.model.add_component()  # freezes the shared layers and older components
+                        # freezes older components (and, as released, the shared first layers)
+                        self.model.add_component(freeze_shared=c.freeze_shared)
                         self.optimizer = self.make_optimizer(self.model.trainable_parameters())
                         self.ltm.clear()
                     if self.r_last is None or expand or c.r_last_update == "every-event":
@@ -114,7 +157,7 @@ class OCM(Learner):
 
     def load_state_dict(self, state: dict) -> None:
         # rebuild the structure first (components, frozen set, optimiser over the newest component)
-        self.model.grow_to(state["extra"]["n_components"])
+        self.model.grow_to(state["extra"]["n_components"], freeze_shared=getattr(self.cfg.learner, "freeze_shared", True))
         if len(self.model) > 1:
             self.optimizer = self.make_optimizer(self.model.trainable_parameters())
         super().load_state_dict(state)
@@ -127,4 +170,5 @@ class OCM(Learner):
 
 
 class DynamicOCM(OCM):
+    config_class = DynamicOCMConfig
     dynamic = True

@@ -6,13 +6,26 @@ the reservoir one image at a time, so every image seen so far is kept with p = c
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from ..config import MemoryConfig, check_positive
 from ..memory import ReservoirMemory
-from .base import Learner
+from .vae_training import VAELearner
 
 
-class Reservoir(Learner):
+@dataclass(frozen=True)
+class ReservoirMemoryConfig(MemoryConfig):
+    capacity: int = 3000  # stored images
+
+    def validate(self) -> None:
+        check_positive("memory.capacity", self.capacity)
+
+
+class Reservoir(VAELearner):
+    memory_class = ReservoirMemoryConfig
+
     def __init__(self, cfg, model, generator):
         super().__init__(cfg, model, generator)
         self.memory = ReservoirMemory(cfg.memory.capacity, model.x_dim)

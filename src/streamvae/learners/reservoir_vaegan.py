@@ -6,17 +6,20 @@
   p = capacity / n_seen. Set ``memory.capacity`` to DEMC's final memory size for a fair comparison.
 * ``finetune-vaegan``: the same updates on the incoming batch only (no memory: the lower bound).
 
-The update itself (critic, generator + encoder, encoder alone) is DEMC's: ``learners/demc.py``.
+The update itself (critic, generator + encoder, encoder alone) is DEMC's: ``learners/vaegan_training.py``.
 """
 from __future__ import annotations
 
 import torch
 
 from ..memory import ReservoirMemory
-from .demc import VAEGANLearner
+from .reservoir import ReservoirMemoryConfig
+from .vaegan_training import VAEGANLearner
 
 
 class ReservoirVAEGAN(VAEGANLearner):
+    memory_class = ReservoirMemoryConfig
+
     def __init__(self, cfg, model, generator):
         super().__init__(cfg, model, generator)
         self.memory = ReservoirMemory(cfg.memory.capacity, model.x_dim)
@@ -34,10 +37,9 @@ class ReservoirVAEGAN(VAEGANLearner):
         return {"memory": self.memory.data}
 
     def extra_state(self) -> dict:
-        return {**super().extra_state(), "memory": self.memory.state_dict()}
+        return {"memory": self.memory.state_dict()}
 
     def load_extra_state(self, state: dict) -> None:
-        super().load_extra_state(state)
         self.memory.load_state_dict(state["memory"])
 
 
@@ -46,3 +48,7 @@ class FinetuneVAEGAN(VAEGANLearner):
         logs = self.train_on(x)  # the 64 incoming images only, nothing kept afterwards
         self.arrivals += 1
         return logs
+
+    def min_steps_per_arrival(self) -> int:
+        # train_on skips a partial minibatch: the incoming batch alone must fill one
+        return self.cfg.learner.updates_per_arrival if self.cfg.stream.batch_size >= self.cfg.learner.minibatch else 0

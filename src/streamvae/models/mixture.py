@@ -47,17 +47,17 @@ class MixtureVAE(nn.Module):
     def newest(self) -> VAE:
         return self.components[-1]
 
-    def add_component(self) -> VAE:
-        """Freeze the shared layers and all components, then append a freshly initialised one."""
+    def add_component(self, freeze_shared: bool = True) -> VAE:
+        """Freeze all components (and, as released, the shared layers), then append a fresh one."""
         for p in self.parameters():
             p.requires_grad_(False)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed * 1009 + len(self.components))
             new = VAE(self.cfg, self.x_dim, shared=(self.shared["encoder"], self.shared["decoder"]),
                       native=self.native)
-        # the shared layers are the same module objects: keep them frozen inside the new component too
+        # the shared layers are the same module objects inside the new component: set them explicitly
         for p in self.shared.parameters():
-            p.requires_grad_(False)
+            p.requires_grad_(not freeze_shared)
         self.components.append(new)
         return new
 
@@ -68,10 +68,17 @@ class MixtureVAE(nn.Module):
         return [i for i, c in enumerate(self.components)
                 if not any(p.requires_grad for n, p in c.named_parameters() if not n.startswith(("encoder.0", "decoder.0")))]
 
-    def grow_to(self, n: int) -> None:
+    def grow_to(self, n: int, freeze_shared: bool = True) -> None:
         """Rebuild the structure of a checkpoint with ``n`` components (before ``load_state_dict``)."""
         while len(self.components) < n:
-            self.add_component()
+            self.add_component(freeze_shared)
+
+    @torch.no_grad()
+    def assign(self, x: torch.Tensor, samples: int = 10, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Which component explains each image best (highest ``samples``-sample ELBO): ``(B,)`` indices."""
+        if len(self.components) == 1:
+            return torch.zeros(len(x), dtype=torch.long)
+        return torch.stack([c.elbo(x, samples, generator) for c in self.components]).argmax(0)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..evaluation.continual import forgetting_per_task, ll_key, results_matrix
-from .runs import Run
+from .runs import Run, memory_sizes
 
 # what each metric is called on an axis, and whether higher is better
 METRICS = {
@@ -148,10 +148,8 @@ def plot_memory_over_stream(runs: list[Run]) -> Figure | None:
     styles = ["-", "--", ":", "-."]
     for run, color in zip(runs, _colors(len(runs))):
         keys = run.memory_keys()
-        if "stm" in keys and "ltm" in keys and "memory" in keys:
-            keys.remove("memory")  # OCM: memory = stm + ltm
         for key, ls in zip(keys, styles * 3):
-            pts = [(r["arrival"], r[key]) for r in run.rows if key in r]
+            pts = [(r["arrival"], memory_sizes(r)[key]) for r in run.rows if key in memory_sizes(r)]
             ax.plot(_images(run, [p[0] for p in pts]), [p[1] for p in pts], marker="o", ms=3, ls=ls,
                     color=color, label=f"{run.label}: {key}")
         ev = [e for e in run.events if "ltm" in e and "arrival" in e]

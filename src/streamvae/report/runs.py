@@ -19,9 +19,19 @@ class ReportError(StreamVAEError):
     """A folder that is not a run directory, or an unreadable run file."""
 
 
-# integer fields of an evaluation row that are not memory sizes (everything else that is an int is)
-NOT_MEMORY = {"arrival", "images_seen", "iw_samples", "test_size", "tasks_seen", "components", "steps",
-              "probe_train_size", "seed", "arrivals", "clusters", "fid_generated", "fid_reference"}
+# rows written before memory sizes were nested under "memory_sizes" named them at the top level
+_LEGACY_MEMORY_KEYS = ("stm", "ltm", "temporary", "cluster_images")
+
+
+def memory_sizes(row: dict) -> dict[str, int]:
+    """``{memory name: stored images}`` of an evaluation row (``row["memory_sizes"]``; the total is
+    ``row["memory"]``). Rows of older runs had the sizes at the top level; they are read too."""
+    if isinstance(row.get("memory_sizes"), dict):
+        return dict(row["memory_sizes"])
+    legacy = {k: row[k] for k in _LEGACY_MEMORY_KEYS if isinstance(row.get(k), int)}
+    if not legacy and isinstance(row.get("memory"), int):
+        legacy = {"memory": row["memory"]}
+    return legacy
 
 GRIDS = ("samples.png", "reconstructions.png", "memory.png")  # written by the loop
 
@@ -92,11 +102,11 @@ class Run:
         return [f"task {j}" for j in range(n)]
 
     def memory_keys(self) -> list[str]:
-        """The memory-size fields of the rows (``memory``, ``stm``, ``ltm``, ...), in first-seen order."""
+        """The memories named in the rows' ``memory_sizes`` (``memory``, ``stm``, ``ltm``, ...), in first-seen order."""
         keys: list[str] = []
         for r in self.rows:
-            for k, v in r.items():
-                if isinstance(v, int) and not isinstance(v, bool) and k not in NOT_MEMORY and k not in keys:
+            for k in memory_sizes(r):
+                if k not in keys:
                     keys.append(k)
         return keys
 

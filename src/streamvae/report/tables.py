@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from ..evaluation.continual import forgetting, ll_key, results_matrix
-from .runs import Run
+from .runs import Run, memory_sizes
 
 Table = tuple[list[str], list[list]]
 
@@ -91,10 +91,12 @@ def fmt(v, digits: int = 2) -> str:
 
 def memory_text(final: dict) -> str:
     """``"624 (stm 512 + ltm 112)"`` for OCM, ``"3000"`` for a reservoir, ``"-"`` without memory."""
-    if "memory" not in final:
+    sizes = memory_sizes(final)
+    if "memory" not in final and not sizes:
         return "-"
-    parts = [f"{k} {final[k]}" for k in ("stm", "ltm", "temporary", "cluster_images") if k in final]
-    return f"{final['memory']}" + (f" ({' + '.join(parts)})" if parts else "")
+    total = final.get("memory", sum(sizes.values()))
+    parts = [f"{k} {v}" for k, v in sizes.items() if k != "memory"]
+    return f"{total}" + (f" ({' + '.join(parts)})" if len(parts) > 1 else "")
 
 
 def generation_text(final: dict) -> str:
@@ -213,7 +215,8 @@ def compare_csv_rows(runs: list[Run]) -> Table:
             value, name = _ll(f)
             mixture = _ll(f, "_mixture")[0] if f.get("components", 1) > 1 else None
             rows.append([title, method_name(run), "ours" if run.finished else "ours (in progress)", str(run.path),
-                         run.budget, run.seed, name, value, mixture, f.get("memory"), f.get("stm"), f.get("ltm"),
+                         run.budget, run.seed, name, value, mixture, f.get("memory"), memory_sizes(f).get("stm"),
+                         memory_sizes(f).get("ltm"),
                          f.get("components"), f.get("train_wall_s", f.get("wall_s"))])
         if key in PUBLISHED:
             source, published = PUBLISHED[key]

@@ -1,0 +1,82 @@
+"""What every VAE learner shares: its training hyperparameters, Adam, and one pass over a dataset.
+
+OCM spec section 3.2: after each arrival, ``epochs_per_arrival`` shuffled passes over the training
+set (memory + incoming batch), dynamically binarised, minibatches of 64 (remainder dropped, as
+released), each an Adam step on the ``elbo_samples``-sample bound.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..config import LearnerConfig, check_choice, check_positive
+from ..data.streams import binarize
+from ..errors import ConfigError, TrainingError
+from .base import Learner
+
+
+@dataclass(frozen=True)
+class VAETrainingConfig(LearnerConfig):
+    epochs_per_arrival: int = 100  # passes over (memory + incoming batch) after each arrival
+    minibatch: int = 64  # images per Adam step; the remainder of a pass is dropped
+    elbo_samples: int = 50  # Monte-Carlo samples of z per image in the training objective
+    objective: str = "elbo"  # elbo (mean over samples) | iwae (logmeanexp over samples)
+    lr: float = 1e-4  # Adam learning rate
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+
+    def validate(self) -> None:
+        for key in ("epochs_per_arrival", "minibatch", "elbo_samples", "lr"):
+            check_positive(f"learner.{key}", getattr(self, key))
+        check_choice("learner.objective", self.objective, ("elbo", "iwae"))
+        for key in ("beta1", "beta2"):
+            v = getattr(self, key)
+            if not 0 <= v < 1:
+                raise ConfigError(f"learner.{key} must be in [0, 1), got {v}")
+
+
+class VAELearner(Learner):
+    """A learner that trains a VAE (or the newest mixture component) with Adam."""
+
+    config_class = VAETrainingConfig
+
+    def __init__(self, cfg, model, generator):
+        super().__init__(cfg, model, generator)
+        self.optimizer = self.make_optimizer(model.parameters())
+
+    def make_optimizer(self, params) -> torch.optim.Optimizer:
+        c = self.cfg.learner
+        # fused: one kernel for all parameters (same update rule; about 0.3 ms instead of 0.85 ms a step)
+        return torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2), fused=True)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"adam": self.optimizer}
+
+    def train_pass(self, data: torch.Tensor, model: torch.nn.Module | None = None) -> float:
+        """One shuffled pass over ``data`` (N, D) in minibatches; remainder dropped (as released).
+
+        Binarises afresh on every pass (dynamic binarisation) when the stream binarises.
+        Returns the mean loss (negative bound, nats per image) over the pass.
+        """
+        model = model or self.model
+        c = self.cfg.learner
+        x = binarize(data, self.generator) if self.cfg.stream.binarize else data
+        x = x[torch.randperm(len(x), generator=self.generator)]
+        losses = []
+        for i in range(len(x) // c.minibatch):
+            xb = x[i * c.minibatch:(i + 1) * c.minibatch]
+            loss = -model.objective(xb, c.objective, c.elbo_samples, self.generator).mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.steps += 1
+            losses.append(loss.detach())
+        if not losses:
+            return float("nan")
+        mean = float(torch.stack(losses).mean())
+        if not math.isfinite(mean):
+            raise TrainingError(f"non-finite loss ({mean}) at arrival {self.arrivals}, step {self.steps}; "
+                                f"try a lower learner.lr (now {c.lr})")
+        return mean
