@@ -16,17 +16,22 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import registry
+from . import __version__, registry
 from .errors import ConfigError, StreamVAEError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="streamvae", description="Task-free continual learning of VAEs")
+    p = argparse.ArgumentParser(
+        prog="streamvae", description="Task-free continual learning of VAEs (OCM, Dynamic-OCM, DEMC).",
+        epilog="Start with: streamvae list (learners, configs, budgets); streamvae config show CONFIG; "
+               "streamvae run split_fashion/reservoir --set budget=fast")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"streamvae {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="train on a stream and evaluate")
-    r.add_argument("config", nargs="?", help="YAML experiment file (e.g. configs/split_fashion/reservoir.yaml)")
+    r.add_argument("config", nargs="?", help="a YAML experiment file or a shipped config's name "
+                                             "(e.g. split_fashion/reservoir; streamvae list shows them)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set budget=fast --set learner.lr=3e-4")
     r.add_argument("--out", help="run directory (default: run.out_dir/run.name-budget-seed)")
@@ -52,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     cmp.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
 
+    sub.add_parser("list", help="learners, shipped configs and budgets")
+    cs = sub.add_parser("config", help="show a config resolved (budget and overrides applied), with each field's comment")
+    cs.add_argument("action", choices=["show"])
+    cs.add_argument("config", help="a YAML file or a shipped config's name (e.g. split_fashion/ocm)")
+    cs.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    cs.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE_OR_MODULE")
+
     d = sub.add_parser("data", help="datasets")
     d.add_argument("action", choices=["list"])
     d.add_argument("--data-root")
@@ -69,6 +81,16 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "list":
+            from .catalog import list_text
+
+            print(list_text())
+            return 0
+        if args.command == "config":
+            from .catalog import config_path, show_text
+
+            print(show_text(registry.load_config(config_path(args.config), args.overrides, plugins=args.plugins)))
+            return 0
         return _data(args)
     except StreamVAEError as err:
         if args.debug:
@@ -100,7 +122,9 @@ def _run(args) -> int:
             overrides.append("progress=False")
         if args.tensorboard:
             overrides.append("tensorboard=True")
-        cfg = registry.load_config(args.config, overrides, plugins=args.plugins)
+        from .catalog import config_path
+
+        cfg = registry.load_config(config_path(args.config), overrides, plugins=args.plugins)
         if cfg.tensorboard:  # fail before anything is written when the optional package is missing
             from .live import require_tensorboard
 

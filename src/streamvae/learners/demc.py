@@ -63,6 +63,8 @@ class DEMCMemoryConfig(MemoryConfig):
 
 
 class DEMC(VAEGANLearner):
+    """DEMC (Ye & Bors, AAAI 2024): temporary memory + expanding memory clusters, a VAE-GAN."""
+
     memory_class = DEMCMemoryConfig
 
     def __init__(self, cfg, model, generator):

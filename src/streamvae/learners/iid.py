@@ -13,6 +13,8 @@ from .vae_training import VAELearner
 
 
 class IID(VAELearner):
+    """The offline i.i.d. upper bound: the reservoir's gradient steps on the shuffled training set."""
+
     memory_class = ReservoirMemoryConfig  # memory.capacity: the reservoir whose steps it matches
     needs_dataset = True
 

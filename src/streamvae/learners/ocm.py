@@ -68,6 +68,8 @@ class DynamicOCMConfig(VAETrainingConfig):
 
 
 class OCM(VAELearner):
+    """OCM (Ye & Bors, ECCV 2022): short- and long-term memory, kernel selection, one VAE."""
+
     config_class = VAETrainingConfig
     memory_class = OCMMemoryConfig
     model_kind = "mixture"  # one component that never grows (DynamicOCM below grows it)
@@ -170,5 +172,7 @@ class OCM(VAELearner):
 
 
 class DynamicOCM(OCM):
+    """Dynamic-OCM (Ye & Bors, ECCV 2022): OCM with a mixture of VAEs that grows when R shifts."""
+
     config_class = DynamicOCMConfig
     dynamic = True

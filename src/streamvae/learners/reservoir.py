@@ -24,6 +24,8 @@ class ReservoirMemoryConfig(MemoryConfig):
 
 
 class Reservoir(VAELearner):
+    """VAE-ELBO-Random (OCM Table 1): a reservoir memory, Algorithm R."""
+
     memory_class = ReservoirMemoryConfig
 
     def __init__(self, cfg, model, generator):

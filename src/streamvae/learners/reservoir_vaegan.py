@@ -18,6 +18,8 @@ from .vaegan_training import VAEGANLearner
 
 
 class ReservoirVAEGAN(VAEGANLearner):
+    """DEMC's baseline: the VAE-GAN update on a reservoir memory."""
+
     memory_class = ReservoirMemoryConfig
 
     def __init__(self, cfg, model, generator):
@@ -44,6 +46,8 @@ class ReservoirVAEGAN(VAEGANLearner):
 
 
 class FinetuneVAEGAN(VAEGANLearner):
+    """DEMC's lower bound: the VAE-GAN update on the incoming batch only."""
+
     def observe(self, x: torch.Tensor) -> dict[str, float]:
         logs = self.train_on(x)  # the 64 incoming images only, nothing kept afterwards
         self.arrivals += 1
