@@ -65,8 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     cs.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE_OR_MODULE")
 
     d = sub.add_parser("data", help="datasets")
-    d.add_argument("action", choices=["list"])
+    d.add_argument("action", choices=["list", "fetch"], help="list: what is available and from where; "
+                   "fetch NAME: download it (checksums verified) to --data-root, else the user cache")
+    d.add_argument("name", nargs="?", help="fetch: the dataset (streamvae data list names them)")
     d.add_argument("--data-root")
+    d.add_argument("--allow-unverified", action="store_true",
+                   help="fetch: accept a download that has no published checksum (OMNIGLOT)")
     return p
 
 
@@ -184,7 +188,14 @@ def _compare(args) -> int:
 
 
 def _data(args) -> int:
-    from .data.datasets import dataset_table
+    from .data.datasets import dataset_table, fetch
+
+    if args.action == "fetch":
+        if not args.name:
+            raise ConfigError("streamvae data fetch NAME: give a dataset name (streamvae data list names them)")
+        folder, what = fetch(args.name, args.data_root, allow_unverified=args.allow_unverified)
+        print(f"{args.name}: {what} in {folder}")
+        return 0
 
     rows = dataset_table(args.data_root)
     print(f"{'dataset':10s} {'available':9s} {'source':10s} path")

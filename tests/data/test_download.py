@@ -241,3 +241,21 @@ def test_load_dataset_download_cifar_archive(server, tmp_path, monkeypatch):
     cache = tmp_path / "cache" / "cifar10"
     assert _leftovers(cache) == ["cifar-10-batches-py"]  # archive removed after extraction
     assert datasets.locate("cifar10") == (cache, "cache")
+
+
+def test_data_fetch_places_a_dataset_under_the_data_root(server, tmp_path, monkeypatch, capsys):
+    from streamvae.cli import main
+
+    base, served = server
+    blobs, arrays = _serve_mnist(served)
+    spec = datasets.DATASETS["mnist"]
+    remote = tuple(dataclasses.replace(r, md5=None, sha256=hashlib.sha256(blobs[r.name]).hexdigest())
+                   for r in spec.remote)
+    monkeypatch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(spec, mirrors=(base,), remote=remote))
+    root = tmp_path / "data"
+    assert main(["data", "fetch", "mnist", "--data-root", str(root)]) == 0
+    assert f"mnist: downloaded in {root / 'mnist'}" in capsys.readouterr().out
+    assert datasets.locate("mnist", root) == (root / "mnist", "data root")
+    assert main(["data", "fetch", "mnist", "--data-root", str(root)]) == 0  # already there: nothing fetched
+    assert "mnist: found in" in capsys.readouterr().out
+    assert main(["data", "fetch"]) == 2 and main(["data", "fetch", "nope"]) == 2

@@ -40,6 +40,7 @@ __all__ = [
     "clear_cache",
     "data_root_dir",
     "dataset_table",
+    "fetch",
     "load_dataset",
     "locate",
 ]
@@ -354,9 +355,11 @@ def _not_found(spec: DatasetSpec, split: str, data_root: str | Path | None) -> D
     return DataError("\n".join(lines))
 
 
-def _download(spec: DatasetSpec, split: str, data_root: str | Path | None, allow_unverified: bool) -> Path:
-    """Fetch the files ``split`` needs into the cache folder, verified, and return that folder."""
-    dest_dir = cache_dir() / spec.folder
+def _download(spec: DatasetSpec, split: str, data_root: str | Path | None, allow_unverified: bool,
+              dest_dir: Path | None = None) -> Path:
+    """Fetch the files ``split`` needs into ``dest_dir`` (default: the cache folder), verified, and
+    return that folder."""
+    dest_dir = dest_dir if dest_dir is not None else cache_dir() / spec.folder
     hint = "to install it by hand, " + _placement_advice(spec, split, data_root)
     if not spec.mirrors or not spec.remote:
         raise DataError(f"dataset {spec.name!r} has no download source; {hint}")
@@ -470,6 +473,24 @@ def load_dataset(
     labels.setflags(write=False)
     _LOADED[key] = (images, labels)
     return images, labels
+
+
+def fetch(name: str, data_root: str | Path | None = None, *, allow_unverified: bool = False) -> tuple[Path, str]:
+    """Make ``name`` available for both splits: download (checksums verified) what is missing into
+    ``data_root/<folder>`` when a data root is given, else into the user cache. Returns
+    ``(folder, "found" | "downloaded")``; a dataset already present anywhere the readers look is left
+    alone."""
+    spec = _spec(name)
+    folder, _source = locate(name, data_root)
+    if folder is not None and not _missing(spec, folder, None):
+        return folder, "found"
+    root = data_root_dir(data_root) if data_root is not None else None
+    dest = (root / spec.folder) if root is not None else None
+    for split in SPLITS:
+        found, _ = locate(name, data_root, split=split)
+        if found is None:
+            folder = _download(spec, split, data_root, allow_unverified, dest)
+    return folder, "downloaded"
 
 
 def dataset_table(data_root: str | Path | None = None) -> list[dict]:
