@@ -14,5 +14,9 @@ class DataError(StreamVAEError):
     """A dataset file is missing, truncated or corrupt, or cannot be downloaded."""
 
 
+class CheckpointError(StreamVAEError):
+    """A checkpoint is unreadable, truncated, or holds something other than tensors, numbers and strings."""
+
+
 class TrainingError(StreamVAEError):
     """Training went wrong in a way the user must know about (e.g. a non-finite loss)."""

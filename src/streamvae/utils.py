@@ -57,7 +57,35 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint written by :func:`save_checkpoint`, loaded with ``weights_only=True``: only tensors,
+    numbers, strings and containers of them are rebuilt, so a crafted file can never run code.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, truncated, or holds anything else (one line).
+    """
+    import pickle
+
+    from .errors import CheckpointError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except pickle.UnpicklingError as e:  # weights_only refused a global (a crafted or foreign file), or garbage
+        msg = str(e)
+        if "GLOBAL " in msg:
+            what = msg.split("GLOBAL ")[1].split()[0]
+            raise CheckpointError(f"{path}: refused: it holds {what}, not only tensors, numbers and strings "
+                                  "(a crafted or foreign file; streamvae never runs code from a checkpoint)") from None
+        lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
+        detail = lines[-2] if len(lines) >= 2 else (lines or ["unpickling failed"])[0]
+        raise CheckpointError(f"{path}: not a readable streamvae checkpoint (corrupt: {detail})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]
+        raise CheckpointError(f"{path}: not a readable streamvae checkpoint (truncated or corrupt: {first})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a streamvae checkpoint (it holds a {type(state).__name__}, not a dict)")
+    return state
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

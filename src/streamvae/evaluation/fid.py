@@ -127,8 +127,8 @@ def feature_classifier(datasets: tuple[str, ...], data_root: str | None, cfg: Ev
     if key in _LOADED:
         return _LOADED[key]
     path = cache_dir() / "feature-classifiers" / f"{key}.pt"
-    if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=False)
+    state = _cached_classifier(path)
+    if state is not None:
         model = FeatureClassifier(shape, num_classes, cfg.fid_classifier_width)
         model.load_state_dict(state["model"])
         info = dict(state["info"])
@@ -152,6 +152,25 @@ def feature_classifier(datasets: tuple[str, ...], data_root: str | None, cfg: Ev
     model.eval()
     _LOADED[key] = (model, info)
     return model, info
+
+
+def _cached_classifier(path) -> dict | None:
+    """A cached classifier's state (loaded with weights_only: a crafted file never runs code), or
+    ``None`` when absent; a damaged or foreign file is ignored with a warning and trained again."""
+    from ..errors import CheckpointError
+    from ..utils import load_checkpoint
+
+    if not path.exists():
+        return None
+    try:
+        state = load_checkpoint(path)
+        if isinstance(state.get("model"), dict) and isinstance(state.get("info"), dict):
+            return state
+        raise CheckpointError(f"{path}: not a feature-classifier cache file")
+    except CheckpointError as e:
+        warnings.warn(f"streamvae: ignoring the cached feature classifier ({e}); training it again",
+                      RuntimeWarning, stacklevel=2)
+        return None
 
 
 # -- the statistics ---------------------------------------------------------------------------------

@@ -1,0 +1,101 @@
+"""Untrusted files never run code: checkpoints (and cached classifiers) load with weights_only=True."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from streamvae.cli import main
+from streamvae.errors import CheckpointError
+from streamvae.utils import load_checkpoint, save_checkpoint
+
+from ..e2e.test_cli import run_cli
+
+
+class _WritesAMarker:
+    """Unpickling this object calls ``open(marker, "w")``: what a crafted checkpoint would do, harmlessly."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def _craft(path, marker, base: dict) -> None:
+    torch.save({**base, "learner": _WritesAMarker(str(marker))}, path)  # a real checkpoint's keys, one evil value
+
+
+@pytest.fixture()
+def crafted_run(tmp_path, data_root):
+    code, out = run_cli(tmp_path, data_root, "victim", "--set", "kernels=torch")
+    assert code == 0
+    base = load_checkpoint(out / "checkpoint.pt")
+    marker = tmp_path / "marker"
+    _craft(out / "checkpoint.pt", marker, base)
+    return out, marker
+
+
+def test_eval_refuses_a_crafted_checkpoint_with_one_line(crafted_run, data_root, capsys):
+    out, marker = crafted_run
+    capsys.readouterr()
+    assert main(["eval", str(out), "--data-root", data_root]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoint.pt" in err[0] and "refused" in err[0]
+    assert not marker.exists()
+
+
+def test_resume_refuses_a_crafted_checkpoint_with_one_line(crafted_run, data_root, capsys):
+    out, marker = crafted_run
+    (out / "results.json").unlink()  # an unfinished run, as far as resume can tell
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--data-root", data_root]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoint.pt" in err[0] and "refused" in err[0]
+    assert not marker.exists()
+
+
+def test_every_real_checkpoint_field_survives_weights_only(tmp_path):
+    """Generators, optimiser states, nested logs with None/bool/float: all load with weights_only=True."""
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    state = {"config": {"seed": 0, "stream": {"datasets": ["fashion"]}}, "arrival": 3, "wall_s": 1.5,
+             "learner": {"model": model.state_dict(), "generator": torch.Generator().get_state(),
+                         "optimizers": {"adam": opt.state_dict()},
+                         "extra": {"log": [{"R": None, "expanded": False, "x": 1.0}], "order": torch.arange(4)}},
+             "kernel_paths": [[0, "torch"]], "torch_rng": torch.get_rng_state(), "version": "0.1.0"}
+    save_checkpoint(tmp_path / "c.pt", state)
+    back = load_checkpoint(tmp_path / "c.pt")
+    assert back["learner"]["extra"]["log"] == state["learner"]["extra"]["log"]
+    assert torch.equal(back["learner"]["generator"], state["learner"]["generator"])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "not-a-dict", "missing"])
+def test_a_damaged_checkpoint_is_one_line_naming_the_file(tmp_path, damage):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"arrival": 1, "x": torch.zeros(100)})
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "garbage":
+        path.write_bytes(os.urandom(500))
+    elif damage == "not-a-dict":
+        save_checkpoint(path, [1, 2, 3])
+    else:
+        path.unlink()
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_crafted_cached_feature_classifier_is_not_loaded(tmp_path, monkeypatch):
+    from streamvae.evaluation import fid
+
+    marker = tmp_path / "marker"
+    path = tmp_path / "clf.pt"
+    torch.save({"model": {}, "info": _WritesAMarker(str(marker))}, path)
+    with pytest.warns(RuntimeWarning, match="training it again"):
+        assert fid._cached_classifier(path) is None
+    assert not marker.exists()
