@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The wheel ships the native source: build a wheel from this repository, install it into a fresh
+# virtual environment, then, from a directory outside the repository, check that the installed
+# package (not src/) compiles its native library from the shipped bernoulli.c and that the VAE uses
+# it. Without a C compiler only the packaging is checked (the native part is reported as skipped).
+#
+#   bash scripts/check_wheel.sh          # seconds: torch & co. from the project's .venv (not copied)
+#   FULL=1 bash scripts/check_wheel.sh   # the dependencies installed too, from pip's indexes (minutes)
+#   PY=...                               # the interpreter that builds the wheel (default .venv/bin/python)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+PY=${PY:-.venv/bin/python}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+t0=$(date +%s)
+# from a copy of the files git knows (tracked or not ignored): a stale src/*.egg-info manifest would
+# otherwise put files in the wheel that the package data leaves out. The project's own setuptools
+# builds it (no isolated build environment to download).
+mkdir "$tmp/src"
+git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tmp/src" 2>/dev/null || true
+"$PY" -m pip wheel --no-deps --no-build-isolation -q -w "$tmp/dist" "$tmp/src"
+wheel=$(ls "$tmp"/dist/streamvae-*.whl)
+"$PY" -m zipfile -l "$wheel" | grep -q "streamvae/native/bernoulli.c" \
+  || { echo "check_wheel: FAILED: streamvae/native/bernoulli.c is not in $(basename "$wheel")"; exit 1; }
+
+"$PY" -m venv "$tmp/venv"
+if [ "${FULL:-0}" = 1 ]; then
+  # everything from pip's configured indexes, as scripts/setup.sh does (torch included: minutes)
+  "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "$wheel" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+else
+  # the dependencies (torch, ...) are the project environment's, seen through a .pth line rather than
+  # copied (1.3 GB); streamvae itself is the wheel's, installed into the fresh environment
+  deps=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  site=$("$tmp/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$deps" > "$site/project-dependencies.pth"
+  "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --ignore-installed "$wheel"
+fi
+
+cd "$tmp"  # not the repository: the import must find the installed package
+STREAMVAE_CACHE="$tmp/cache" REPO="$repo" "$tmp/venv/bin/python" - <<'EOF'
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+import streamvae
+from streamvae import native
+from streamvae.config import ModelConfig
+from streamvae.models import VAE
+from streamvae.native import clib
+
+pkg = Path(streamvae.__file__).resolve().parent
+assert Path(sys.prefix).resolve() in pkg.parents, f"imported {pkg}, not the fresh environment's copy"
+assert Path(os.environ["REPO"]).resolve() not in pkg.parents, f"imported the repository's {pkg}"
+assert (pkg / "native" / "bernoulli.c").is_file(), "bernoulli.c was not installed"
+if clib._compiler() is None:
+    print(f"check_wheel: packaging ok ({pkg}); native library SKIPPED: no C compiler on this machine")
+    sys.exit(0)
+lib = native.library()
+assert lib is not None, f"the installed package could not build its native library: {native.error()}"
+built = list((Path(os.environ["STREAMVAE_CACHE"]) / "native").glob("bernoulli-*.so"))
+assert len(built) == 1, built  # compiled here, from the installed source
+torch.manual_seed(0)
+vae = VAE(ModelConfig(), native=True)
+x = torch.bernoulli(torch.rand(16, 784))
+assert native.supports(vae, x, vae.encode(x))
+fast = vae.log_weights(x, 20, torch.Generator().manual_seed(1)).detach()
+vae.native = False
+ref = vae.log_weights(x, 20, torch.Generator().manual_seed(1)).detach()
+assert torch.allclose(fast, ref, rtol=1e-5, atol=2e-3), float((fast - ref).abs().max())
+print(f"check_wheel: ok: {pkg} built and uses {built[0].name}; same log-weights as the reference "
+      f"(max |diff| {float((fast - ref).abs().max()):.1e})")
+EOF
+echo "check_wheel: $(( $(date +%s) - t0 )) s"
