@@ -17,10 +17,12 @@ trap 'rm -rf "$tmp"' EXIT
 t0=$(date +%s)
 # from a copy of the files git knows (tracked or not ignored): a stale src/*.egg-info manifest would
 # otherwise put files in the wheel that the package data leaves out. The project's own setuptools
-# builds it (no isolated build environment to download).
+# builds it when it has one (no isolated build environment to download).
 mkdir "$tmp/src"
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tmp/src" 2>/dev/null || true
-"$PY" -m pip wheel --no-deps --no-build-isolation -q -w "$tmp/dist" "$tmp/src"
+isolation=--no-build-isolation
+"$PY" -c "import setuptools" 2>/dev/null || isolation=  # else pip fetches setuptools for the build
+"$PY" -m pip wheel --no-deps $isolation -q -w "$tmp/dist" "$tmp/src"
 wheel=$(ls "$tmp"/dist/streamvae-*.whl)
 "$PY" -m zipfile -l "$wheel" | grep -q "streamvae/native/bernoulli.c" \
   || { echo "check_wheel: FAILED: streamvae/native/bernoulli.c is not in $(basename "$wheel")"; exit 1; }
