@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..evaluation.continual import forgetting_per_task, ll_key, results_matrix
-from .runs import Run, memory_sizes
+from .runs import Run, SeedGroup, memory_sizes, seed_groups
 
 # what each metric is called on an axis, and whether higher is better
 METRICS = {
@@ -63,16 +63,23 @@ def _colors(n: int) -> list:
     return [cmap(i % 10) for i in range(n)]
 
 
-def plot_metric_over_stream(runs: list[Run], metric: str = "ll") -> Figure | None:
+def plot_metric_over_stream(runs: list[Run], metric: str = "ll", bands: bool = True) -> Figure | None:
     """A metric (over the tasks seen so far) at every evaluation point, one line per run.
 
-    The last point of a run is the final evaluation, which may use a larger k and the whole test
-    set (``eval.iw_samples`` / ``test_size``) than the curve (``curve_iw_samples``): it is drawn as a star.
+    Runs that differ only in seed (``bands``) are one line, the mean over seeds, in a shaded band from
+    the lowest to the highest seed's value. The last point of a run is the final evaluation, which may
+    use a larger k and the whole test set (``eval.iw_samples`` / ``test_size``) than the curve
+    (``curve_iw_samples``): it is drawn as a star.
     """
     if not any(_value(r, metric) is not None for run in runs for r in run.rows):
         return None
     fig, ax = _figure()
-    for run, color in zip(runs, _colors(len(runs))):
+    groups = seed_groups(runs) if bands else [SeedGroup(run.label, [run]) for run in runs]
+    for group, color in zip(groups, _colors(len(groups))):
+        if len(group.runs) > 1:
+            _band(ax, group, metric, color)
+            continue
+        run = group.runs[0]
         pts = [(r["arrival"], _value(r, metric), r.get("final", False)) for r in run.rows
                if _value(r, metric) is not None]
         if not pts:
@@ -97,6 +104,39 @@ def plot_metric_over_stream(runs: list[Run], metric: str = "ll") -> Figure | Non
     ax.set_title(title, fontsize=9)
     _legend(ax)
     return fig
+
+
+def _band(ax, group: SeedGroup, metric: str, color) -> None:
+    """Mean over the group's seeds at each evaluation point, shaded from min to max; final point a star."""
+    by_arrival: dict[int, list[float]] = {}
+    final: set[int] = set()
+    for run in group.runs:
+        for r in run.rows:
+            v = _value(r, metric)
+            if v is not None:
+                by_arrival.setdefault(r["arrival"], []).append(float(v))
+                if r.get("final"):
+                    final.add(r["arrival"])
+    arrivals = sorted(by_arrival)
+    x = _images(group.runs[0], arrivals)
+    values = [np.asarray(by_arrival[a]) for a in arrivals]
+    mean = np.array([v.mean() for v in values])
+    ax.fill_between(x, [v.min() for v in values], [v.max() for v in values], color=color, alpha=0.2, lw=0)
+    ax.plot(x, mean, marker="o", ms=3, color=color,
+            label=f"{group.label}: mean of {len(group.runs)} seeds (band: min-max)")
+    stars = [i for i, a in enumerate(arrivals) if a in final]
+    if stars:
+        ax.plot(x[stars], mean[stars], marker="*", ms=11, color=color, ls="none")
+    if metric == "ll":
+        mix: dict[int, list[float]] = {}
+        for run in group.runs:
+            for r in run.rows:
+                if _value(r, "ll_mixture") is not None:
+                    mix.setdefault(r["arrival"], []).append(float(_value(r, "ll_mixture")))
+        if mix:
+            a = sorted(mix)
+            ax.plot(_images(group.runs[0], a), [np.mean(mix[i]) for i in a], ls=":", color=color,
+                    label=f"{group.label} (mixture, mean)")
 
 
 def plot_per_task_over_stream(run: Run, metric: str = "ll") -> Figure | None:

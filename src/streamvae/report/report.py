@@ -148,7 +148,8 @@ def build_report(runs: list[Run]) -> Document:
     doc.heading(2, "Along the stream")
     for metric in ("ll", "recon_sse", "probe_linear", "probe_knn"):
         doc.figure(f"stream-{metric}.png", plots.plot_metric_over_stream(runs, metric),
-                   f"{metric} at each evaluation point, over the test images of the tasks seen so far")
+                   f"{metric} at each evaluation point, over the test images of the tasks seen so far "
+                   "(runs that differ only in seed: the mean over seeds, shaded from the lowest to the highest)")
 
     doc.heading(2, "Memory and components")
     doc.figure("memory-sizes.png", plots.plot_memory_over_stream(runs), "stored images of each memory")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,14 +153,100 @@ def load_run(path: str | Path) -> Run:
     return Run(path=path, config=config, results=results, rows=rows, events=_jsonl(path / "events.jsonl"))
 
 
+def is_run_dir(path: Path) -> bool:
+    return (path / "results.json").is_file() or (path / "metrics.jsonl").is_file()
+
+
+def _natural(path: Path) -> list:
+    """Sort key: ``seed=2`` before ``seed=10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+def find_run_dirs(paths) -> list[Path]:
+    """Run directories named by ``paths``: a run directory itself, or every run directory under a
+    folder (a sweep directory, searched recursively; hidden folders such as ``.submitit`` skipped).
+    A folder holding none is kept as it is, so that loading it says what is wrong."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir() or is_run_dir(p):
+            out.append(p)
+            continue
+        found = sorted({f.parent for pattern in ("results.json", "metrics.jsonl") for f in p.rglob(pattern)
+                        if not any(part.startswith(".") for part in f.relative_to(p).parts)}, key=_natural)
+        out += found or [p]
+    return list(dict.fromkeys(out))
+
+
 def load_runs(paths) -> list[Run]:
-    """Load several runs and give each a unique label (its name, plus its folder where names repeat)."""
-    runs = [load_run(p) for p in paths]
-    names = [r.name for r in runs]
+    """Load several runs (a sweep directory stands for every run under it) and give each a unique
+    label: its name, plus as much of its path as tells runs of the same name apart."""
+    runs = [load_run(p) for p in find_run_dirs(paths)]
     for r in runs:
-        r.label = r.name if names.count(r.name) == 1 else f"{r.name} ({r.path.name})"
+        r.label = r.name
+        same = [o for o in runs if o.name == r.name]
+        if len(same) > 1:
+            for depth in range(1, len(r.path.parts) + 1):
+                tails = ["/".join(o.path.parts[-depth:]) for o in same]
+                if tails.count("/".join(r.path.parts[-depth:])) == 1 or depth == len(r.path.parts):
+                    break
+            r.label = f"{r.name} ({'/'.join(r.path.parts[-depth:])})"
     labels = [r.label for r in runs]
     for i, r in enumerate(runs):
         if labels.count(r.label) > 1:
             r.label = f"{r.label} #{i + 1}"
     return runs
+
+
+# fields of config.yaml that say how a run was executed, not what it is: runs that differ only in
+# these (and the seed) are repetitions of one configuration
+EXECUTION_FIELDS = ("seed", "threads", "progress", "tensorboard", "out_dir")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def configuration(run: Run) -> dict:
+    """The run's resolved config, flattened to dotted keys, without the seed and execution fields."""
+    if not run.config:  # no config.yaml: a configuration of its own
+        return {"run directory": str(run.path)}
+    return {k: v for k, v in _flat(run.config).items() if k not in EXECUTION_FIELDS}
+
+
+@dataclass
+class SeedGroup:
+    """Runs that differ only in seed (and in how they were executed): one configuration."""
+
+    label: str
+    runs: list[Run]
+
+    @property
+    def seeds(self) -> list:
+        return [r.seed for r in self.runs]
+
+
+def seed_groups(runs: list[Run]) -> list[SeedGroup]:
+    """Group runs by configuration, in first-seen order. A group of one run keeps the run's label;
+    a larger one is named after its runs' name plus the settings that tell it apart from the other
+    groups of that name (``split_fashion-reservoir (learner.lr=0.0003)``)."""
+    keyed: dict[str, list[Run]] = {}
+    for run in runs:
+        keyed.setdefault(json.dumps(configuration(run), sort_keys=True, default=str), []).append(run)
+    groups = [SeedGroup("", members) for members in keyed.values()]
+    for g in groups:
+        if len(g.runs) == 1:
+            g.label = g.runs[0].label
+            continue
+        name = g.runs[0].name
+        mine = configuration(g.runs[0])
+        others = [configuration(o.runs[0]) for o in groups if o is not g and o.runs[0].name == name]
+        diff = sorted({k for o in others for k in set(o) | set(mine) if o.get(k) != mine.get(k)})
+        shown = ", ".join(f"{k}={mine.get(k, '-')}" for k in diff[:3]) + (", ..." if len(diff) > 3 else "")
+        g.label = f"{name} ({shown})" if shown else name
+    return groups

@@ -13,10 +13,12 @@ import csv
 import html
 import io
 import math
+import re
+import statistics
 from pathlib import Path
 
 from ..evaluation.continual import forgetting, ll_key, results_matrix
-from .runs import Run, memory_sizes
+from .runs import Run, SeedGroup, memory_sizes, seed_groups
 
 Table = tuple[list[str], list[list]]
 
@@ -170,27 +172,116 @@ def config_table(run: Run) -> Table:
     return ["setting", "value"], [[k, fmt(v)] for k, v in items]
 
 
-def compare_tables(runs: list[Run]) -> list[tuple[str, Table]]:
-    """OCM Table 1's shape, one table per stream: our runs, then the published rows for that stream.
+def headline_metrics(final: dict) -> dict[str, float]:
+    """The numbers a results table reports, by name: ``ll_iw{k}`` (and ``_selected`` / ``_mixture`` for
+    mixtures), ``recon_sse``, probe accuracies, FID / IS, ``memory`` and each memory's size
+    (``memory.stm``...), ``components``, ``clusters`` and ``train_wall_s``."""
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-    Our log-likelihood is ``ll_iw{k}`` with the run's final k; the column says when k is not 1000.
-    For mixtures ``selected`` is the paper's protocol and ``mixture`` the uniform mixture likelihood.
-    """
-    header = ["method", "source", "budget", "ll_iw1000 (selected)", "ll_iw1000 (mixture)", "memory",
-              "components", "wall (s)"]
-    groups: dict[str | None, tuple[str, list[Run]]] = {}
+    out: dict[str, float] = {}
+    for k, v in final.items():
+        if re.fullmatch(r"ll_iw\d+(_selected|_mixture)?", k) and number(v):
+            out[k] = float(v)
+    for k in ("recon_sse", "probe_linear", "probe_knn"):
+        if number(final.get(k)):
+            out[k] = float(final[k])
+    for k, v in final.items():
+        if re.fullmatch(r"(fid|is)_(classifier|inception)_(gen|recon)", k) and number(v):
+            out[k] = float(v)
+    if number(final.get("memory")):
+        out["memory"] = float(final["memory"])
+    sizes = memory_sizes(final)
+    if len(sizes) > 1 or (sizes and "memory" not in sizes):
+        out.update({f"memory.{k}": float(v) for k, v in sizes.items()})
+    for k in ("components", "clusters"):
+        if number(final.get(k)):
+            out[k] = float(final[k])
+    wall = final.get("train_wall_s", final.get("wall_s"))
+    if number(wall):
+        out["train_wall_s"] = float(wall)
+    return out
+
+
+def mean_std(values) -> tuple[float | None, float | None, int]:
+    """``(mean, sample standard deviation (n - 1), n)`` of the finite values; std None below two values."""
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    if not v:
+        return None, None, 0
+    return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else None), len(v)
+
+
+def fmt_mean_std(mean, std, n, digits: int = 2) -> str:
+    """``"-243.12 ± 1.03 (n=3)"``; ``"-243.12 (n=1)"``; ``"-"`` without values."""
+    if not n or mean is None:
+        return "-"
+    spread = f" ± {std:.{digits}f}" if std is not None and n > 1 else ""
+    return f"{mean:.{digits}f}{spread} (n={n})"
+
+
+def _group_ll_text(group: SeedGroup, variant: str = "") -> str:
+    """The group's likelihood: as one run's (``-242.1 (ll_iw20)``) or ``-242.1 ± 0.4 (n=3, ll_iw20)``."""
+    found = [_ll(r.final, variant) for r in group.runs]
+    values = [v for v, _ in found if v is not None]
+    keys = [k for _, k in found if k]
+    if not values:
+        return "-"
+    if len(group.runs) == 1:
+        return _ll_text(group.runs[0].final, variant)
+    mean, std, n = mean_std(values)
+    key = max(set(keys), key=keys.count)
+    note = "" if all(k.startswith("ll_iw1000") for k in keys) else ", " + "/".join(sorted(set(keys)))
+    spread = f" ± {std:.2f}" if std is not None else ""
+    return f"{mean:.2f}{spread} (n={n}{note})" if key else "-"
+
+
+def _group_count_text(group: SeedGroup, text, key: str) -> str:
+    """Memory or components of a group: the common text when every run agrees, else mean ± std (n)."""
+    texts = [text(r.final) for r in group.runs]
+    if len(set(texts)) == 1:
+        return texts[0]
+    return fmt_mean_std(*mean_std(r.final.get(key) for r in group.runs), digits=1)
+
+
+def _group_wall(group: SeedGroup) -> str:
+    walls = [r.final.get("train_wall_s", r.final.get("wall_s")) for r in group.runs]
+    if len(group.runs) == 1:
+        return fmt(None if walls[0] is None else float(walls[0]), 0)
+    return fmt_mean_std(*mean_std(walls), digits=0)
+
+
+def _by_stream(runs: list[Run]) -> dict:
+    groups: dict = {}
     for run in runs:
         key, title = stream_of(run)
         groups.setdefault(key if key else title, (title, []))[1].append(run)
+    return groups
+
+
+def compare_tables(runs: list[Run]) -> list[tuple[str, Table]]:
+    """OCM Table 1's shape, one table per stream: our configurations, then the published rows for that stream.
+
+    Runs that differ only in seed are one row: mean ± sample standard deviation (n seeds); a single
+    run shows its own numbers. Our log-likelihood is ``ll_iw{k}`` with the run's final k; the cell
+    says when k is not 1000. For mixtures ``selected`` is the paper's protocol and ``mixture`` the
+    uniform mixture likelihood.
+    """
+    header = ["method", "source", "budget", "ll_iw1000 (selected)", "ll_iw1000 (mixture)", "memory",
+              "components", "wall (s)"]
     out = []
-    for key, (title, members) in groups.items():
+    for key, (title, members) in _by_stream(runs).items():
         rows = []
-        for run in members:
-            f = run.final
-            wall = f.get("train_wall_s", f.get("wall_s"))
-            rows.append([method_name(run), f"ours: {run.label}" + ("" if run.finished else " (in progress)"),
-                         run.budget, _ll_text(f), _ll_text(f, "_mixture") if f.get("components", 1) > 1 else "-",
-                         memory_text(f), fmt(f.get("components")), fmt(None if wall is None else float(wall), 0)])
+        for group in seed_groups(members):
+            lead = group.runs[0]
+            running = sum(not r.finished for r in group.runs)
+            status = "" if not running else (" (in progress)" if len(group.runs) == 1
+                                             else f" ({running} of {len(group.runs)} in progress)")
+            mixture = any(r.final.get("components", 1) > 1 for r in group.runs)
+            rows.append([method_name(lead), f"ours: {group.label}" + status, lead.budget, _group_ll_text(group),
+                         _group_ll_text(group, "_mixture") if mixture else "-",
+                         _group_count_text(group, memory_text, "memory"),
+                         _group_count_text(group, lambda f: fmt(f.get("components")), "components"),
+                         _group_wall(group)])
         if key in PUBLISHED:
             source, published = PUBLISHED[key]
             for method, ll, mem, comps in published:
@@ -202,27 +293,35 @@ def compare_tables(runs: list[Run]) -> list[tuple[str, Table]]:
 
 
 def compare_csv_rows(runs: list[Run]) -> Table:
-    """The comparison as machine-readable rows (raw numbers, the metric names spelled out)."""
-    header = ["stream", "method", "source", "run_dir", "budget", "seed", "ll_key", "ll_selected", "ll_mixture",
-              "memory", "stm", "ltm", "components", "train_wall_s"]
+    """The comparison as machine-readable rows: one per configuration (its runs differ only in seed),
+    each number the mean over seeds with its sample standard deviation beside it; published rows after."""
+    header = ["stream", "method", "source", "configuration", "run_dirs", "budget", "seeds", "n", "ll_key",
+              "ll_selected", "ll_selected_std", "ll_mixture", "ll_mixture_std", "memory", "memory_std", "stm",
+              "ltm", "components", "components_std", "train_wall_s", "train_wall_s_std"]
     rows = []
-    groups = {}
-    for run in runs:
-        groups.setdefault(stream_of(run), []).append(run)
-    for (key, title), members in groups.items():
-        for run in members:
-            f = run.final
-            value, name = _ll(f)
-            mixture = _ll(f, "_mixture")[0] if f.get("components", 1) > 1 else None
-            rows.append([title, method_name(run), "ours" if run.finished else "ours (in progress)", str(run.path),
-                         run.budget, run.seed, name, value, mixture, f.get("memory"), memory_sizes(f).get("stm"),
-                         memory_sizes(f).get("ltm"),
-                         f.get("components"), f.get("train_wall_s", f.get("wall_s"))])
+    for key, (title, members) in _by_stream(runs).items():
+        for group in seed_groups(members):
+            finals = [r.final for r in group.runs]
+            found = [_ll(f) for f in finals]
+            keys = [k for _, k in found if k]
+            mixture = [_ll(f, "_mixture")[0] if f.get("components", 1) > 1 else None for f in finals]
+            ll, ll_std, n = mean_std(v for v, _ in found)
+            mix, mix_std, _ = mean_std(mixture)
+            mem, mem_std, _ = mean_std(f.get("memory") for f in finals)
+            comps, comps_std, _ = mean_std(f.get("components") for f in finals)
+            wall, wall_std, _ = mean_std(f.get("train_wall_s", f.get("wall_s")) for f in finals)
+            stm = mean_std(memory_sizes(f).get("stm") for f in finals)[0]
+            ltm = mean_std(memory_sizes(f).get("ltm") for f in finals)[0]
+            source = "ours" if all(r.finished for r in group.runs) else "ours (in progress)"
+            rows.append([title, method_name(group.runs[0]), source, group.label,
+                         ";".join(str(r.path) for r in group.runs), group.runs[0].budget,
+                         ";".join(str(s) for s in group.seeds), n, "/".join(sorted(set(keys))) or None,
+                         ll, ll_std, mix, mix_std, mem, mem_std, stm, ltm, comps, comps_std, wall, wall_std])
         if key in PUBLISHED:
             source, published = PUBLISHED[key]
             for method, ll, mem, comps in published:
-                rows.append([title, method, f"published ({source})", "", "paper", "", "ll_iw1000", ll, "",
-                             _count(mem), "", "", _count(comps), ""])
+                rows.append([title, method, f"published ({source})", method, "", "paper", "", "", "ll_iw1000", ll,
+                             "", "", "", _count(mem), "", "", "", _count(comps), "", "", ""])
     return header, rows
 
 
@@ -267,3 +366,35 @@ def to_csv(header: list[str], rows: list[list], path: str | Path | None = None) 
     if path is not None:
         Path(path).write_text(text)
     return text
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def latex_escape(text: str) -> str:
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+    return out.replace("±", r"$\pm$")
+
+
+def to_latex(header: list[str], rows: list[list], title: str | None = None, rule_before: int | None = None) -> str:
+    """A booktabs ``tabular`` (``\\toprule`` / ``\\midrule`` / ``\\bottomrule``); ``rule_before``: the index
+    of a row that gets a ``\\midrule`` above it (our rows | published rows). Needs ``\\usepackage{booktabs}``."""
+    lines = [f"% {title}"] if title else []
+    lines += [r"\begin{tabular}{" + "l" * len(header) + "}", r"\toprule",
+              " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
+    for i, r in enumerate(rows):
+        if rule_before is not None and i == rule_before and i > 0:
+            lines.append(r"\midrule")
+        lines.append(" & ".join(latex_escape(fmt(v)) for v in r) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def compare_latex(runs: list[Run]) -> str:
+    """:func:`compare_tables` as LaTeX: one booktabs tabular per stream, a rule above the published rows."""
+    parts = []
+    for title, (header, rows) in compare_tables(runs):
+        first_published = next((i for i, r in enumerate(rows) if str(r[1]).startswith("published")), None)
+        parts.append(to_latex(header, rows, title, first_published))
+    return "\n".join(parts)
