@@ -5,7 +5,8 @@
     streamvae eval RUN_DIR [--set eval.iw_samples=5000]
     streamvae data list [--data-root DIR]
     streamvae report RUN_DIR [RUN_DIR ...] [--out DIR]
-    streamvae compare RUN_DIR [RUN_DIR ...] [--csv FILE]
+    streamvae compare RUN_DIR [RUN_DIR ...] [--csv FILE] [--latex FILE] [--md FILE]
+    streamvae sweep CONFIG [CONFIG ...] --seeds N [--set key=v1,v2 ...] [--jobs J] [--executor local|slurm] --out DIR
 
 Errors print one line to stderr and exit non-zero; ``--debug`` shows the traceback.
 """
@@ -56,6 +57,36 @@ def _parser() -> argparse.ArgumentParser:
     cmp = sub.add_parser("compare", help="runs side by side with the published numbers (OCM Table 1's shape)")
     cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     cmp.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    cmp.add_argument("--latex", metavar="FILE", help="also write the tables as LaTeX (booktabs)")
+    cmp.add_argument("--md", metavar="FILE", help="also write the Markdown tables to a file")
+
+    sw = sub.add_parser("sweep", help="configs x --set values x seeds in one command, locally or on Slurm; "
+                                      "DIR/summary.md and summary.csv (mean, std, n over seeds)")
+    sw.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML files or shipped config names")
+    sw.add_argument("--out", required=True, metavar="DIR", help="the sweep directory (one folder per run)")
+    sw.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds per configuration (default 1)")
+    sw.add_argument("--first-seed", type=int, default=0, metavar="S", help="seeds S, S+1, ... (default 0)")
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=V1,V2",
+                    help="one value for every run (budget=smoke) or several, one run each (learner.lr=1e-4,3e-4); "
+                         "commas inside [] or quotes do not split")
+    sw.add_argument("--jobs", type=int, default=1, metavar="J",
+                    help="local: runs at once (each gets cores // J torch threads; at most one per core)")
+    sw.add_argument("--executor", choices=["local", "slurm"], default="local")
+    sw.add_argument("--data-root", help="passed to every run")
+    sw.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE_OR_MODULE")
+    sl = sw.add_argument_group("slurm (--executor slurm; needs pip install 'streamvae[slurm]')")
+    sl.add_argument("--partition")
+    sl.add_argument("--time", type=int, default=720, metavar="MINUTES", help="time limit per run (default 720)")
+    sl.add_argument("--cpus-per-task", type=int, default=4, help="CPUs per run, also its threads (default 4)")
+    sl.add_argument("--gpus", type=int, default=0, help="GPUs per run (default 0; use with --set device=cuda)")
+    sl.add_argument("--mem-gb", type=float, help="memory per run (default: the partition's)")
+    sl.add_argument("--array-parallelism", type=int, default=64, help="runs of the job array at once")
+    sl.add_argument("--slurm-arg", dest="slurm_args", action="append", default=[], metavar="KEY=VALUE",
+                    help="another sbatch option, e.g. account=abc or qos=high (repeatable)")
+    sl.add_argument("--slurm-setup", action="append", default=[], metavar="LINE",
+                    help="a shell line run before each job, e.g. 'module load cuda' (repeatable)")
+    sl.add_argument("--cluster", choices=["slurm", "local"], default="slurm",
+                    help="local: submitit's local executor (the same path, on this machine; for testing)")
 
     sub.add_parser("list", help="learners, shipped configs and budgets")
     cs = sub.add_parser("config", help="show a config resolved (budget and overrides applied), with each field's comment")
@@ -85,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "list":
             from .catalog import list_text
 
@@ -178,13 +211,33 @@ def _compare(args) -> int:
     from .report import load_runs, to_csv, to_markdown
     from .report.tables import compare_csv_rows, compare_tables
 
-    runs = load_runs(args.run_dirs)
-    for title, (header, rows) in compare_tables(runs):
-        print(f"### {title}\n\n{to_markdown(header, rows)}\n")
+    runs = load_runs(args.run_dirs)  # a sweep directory stands for every run under it
+    markdown = "".join(f"### {title}\n\n{to_markdown(header, rows)}\n\n"
+                       for title, (header, rows) in compare_tables(runs))
+    print(markdown, end="")
     if args.csv:
         to_csv(*compare_csv_rows(runs), path=args.csv)
         print(f"csv: {args.csv}")
+    if args.latex:
+        from .report.tables import compare_latex
+
+        Path(args.latex).write_text(compare_latex(runs))
+        print(f"latex: {args.latex}")
+    if args.md:
+        Path(args.md).write_text(markdown)
+        print(f"markdown: {args.md}")
     return 0
+
+
+def _sweep(args) -> int:
+    from .sweep import SlurmOptions, run_sweep
+
+    slurm = SlurmOptions(partition=args.partition, time_min=args.time, cpus_per_task=args.cpus_per_task,
+                         gpus=args.gpus, mem_gb=args.mem_gb, array_parallelism=args.array_parallelism,
+                         extra=tuple(args.slurm_args), setup=tuple(args.slurm_setup), cluster=args.cluster)
+    return run_sweep(args.configs, args.out, seeds=args.seeds, first_seed=args.first_seed, sets=args.overrides,
+                     jobs=args.jobs, executor=args.executor, data_root=args.data_root, plugins=args.plugins,
+                     slurm=slurm)
 
 
 def _data(args) -> int:
