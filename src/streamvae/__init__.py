@@ -13,7 +13,7 @@ from .learners import Learner, VAEGANLearner, VAEGANTrainingConfig, VAELearner, 
 from .loop import run
 from .registry import load_config, register_learner
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["RunConfig", "LearnerConfig", "MemoryConfig", "Learner", "VAELearner", "VAETrainingConfig",
            "VAEGANLearner", "VAEGANTrainingConfig", "load_config", "register_learner", "run", "__version__"]

@@ -13,7 +13,9 @@ Errors print one line to stderr and exit non-zero; ``--debug`` shows the traceba
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -38,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="run directory (default: run.out_dir/run.name-budget-seed)")
     r.add_argument("--data-root", help="folder with one sub-folder per dataset (or STREAMVAE_DATA)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+    r.add_argument("--accept-config-change", action="store_true",
+                   help="with --resume: apply an edited RUN_DIR/config.yaml (learner, eval and run fields) from the "
+                        "checkpoint on, recorded in config-changes.jsonl and results.json")
     r.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE_OR_MODULE",
                    help="import a file or module that registers learners (streamvae.register_learner); repeatable")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -107,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.command == "run":
             return _run(args)
@@ -137,20 +145,52 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # a full disk, a read-only folder, a path that is a file: one line, not a traceback
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {_os_error(err)}", file=sys.stderr)
+        return 2
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _os_error(err: OSError) -> str:
+    """``[Errno 28] No space left on device: 'x'`` -> ``x: No space left on device``."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"
+
+
+def _on_sigterm(signum, frame):  # before the run loop takes over: SIGTERM ends like Ctrl-C, in one line
+    raise KeyboardInterrupt
+
+
+def _check_data_root(data_root: str | None) -> None:
+    if data_root is not None and not Path(data_root).expanduser().is_dir():
+        raise ConfigError(f"--data-root {data_root} does not exist or is not a directory")
 
 
 def _run(args) -> int:
+    from . import rundir
     from .loop import run
+    from .utils import load_checkpoint
 
+    if args.accept_config_change and not args.resume:
+        raise ConfigError("--accept-config-change goes with --resume RUN_DIR")
     if args.resume:
         if args.config or args.overrides or args.plugins:
             raise ConfigError("--resume takes only the run directory; the config (and plugins) come from the run")
         run_dir = Path(args.resume)
+        if rundir.is_finished(run_dir):
+            print(f"{run_dir} is finished (results.json); nothing to resume")
+            return 0
         if not (run_dir / "checkpoint.pt").exists():
             raise ConfigError(f"{run_dir} has no checkpoint.pt to resume from")
-        cfg = registry.load_resolved(run_dir / "config.yaml")
-        data_root = args.data_root
-        results = run(cfg, run_dir, data_root=data_root, resume=True)
+        _check_data_root(args.data_root)
+        # the checkpoint's config governs the run; config.yaml may differ only in run-environment fields
+        cfg = rundir.resume_config(run_dir, load_checkpoint(run_dir / "checkpoint.pt"), args.accept_config_change)
+        results = run(cfg, run_dir, data_root=args.data_root, resume=True,
+                      accept_config_change=args.accept_config_change)
     else:
         if not args.config:
             raise ConfigError("give a config file (e.g. configs/split_fashion/reservoir.yaml) or --resume RUN_DIR")
@@ -167,6 +207,9 @@ def _run(args) -> int:
 
             require_tensorboard()
         run_dir = Path(args.out) if args.out else Path(cfg.out_dir) / f"{cfg.name}-{cfg.budget}-s{cfg.seed}"
+        _check_data_root(args.data_root)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError(f"--out {run_dir} is a file, not a run directory")
         if (run_dir / "results.json").exists() or (run_dir / "checkpoint.pt").exists():
             raise ConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
         results = run(cfg, run_dir, data_root=args.data_root)
@@ -176,7 +219,10 @@ def _run(args) -> int:
 
 
 def _eval(args) -> int:
-    from .loop import build, evaluate_point
+    from dataclasses import replace
+
+    from . import rundir
+    from .loop import build, evaluate_point, restore_checkpoint
     from .utils import load_checkpoint, write_json
 
     run_dir = Path(args.run_dir)
@@ -185,15 +231,23 @@ def _eval(args) -> int:
     bad = [o for o in args.overrides if not o.startswith("eval.")]
     if bad:
         raise ConfigError(f"streamvae eval accepts only eval.* overrides, got: {', '.join(bad)}")
-    cfg = registry.load_resolved(run_dir / "config.yaml", args.overrides)
+    _check_data_root(args.data_root)
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")  # first: a crafted or damaged file stops here
+    cfg = rundir.resume_config(run_dir, ckpt, overrides=args.overrides)  # the checkpoint's config + eval.*
     stream, learner = build(cfg, args.data_root)
-    learner.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt")["learner"])
+    arrival, _ = restore_checkpoint(learner, ckpt, run_dir / "checkpoint.pt")
+    n = len(stream)
     test = stream.test_set(cfg.eval, cfg.eval.test_size)
-    # the run's own final evaluation (same draws): without overrides it reproduces results.json
-    row = evaluate_point(cfg, learner, stream, test, len(stream), final=True)
+    if arrival == n:  # the run's own final evaluation (same draws): without overrides it reproduces results.json
+        row = evaluate_point(cfg, learner, stream, test, n, final=True)
+    else:  # an unfinished run: the checkpoint's arrival, scored with the final evaluation's k and test set
+        scored = replace(cfg, eval=replace(cfg.eval, curve_iw_samples=cfg.eval.iw_samples))
+        row = evaluate_point(scored, learner, stream, test, arrival, final=False)
+        row["unfinished"] = True
     row.update({"learner": cfg.learner.name, "budget": cfg.budget, "name": cfg.name})
     write_json(run_dir / "eval.json", row)
-    print(results_table([row]))
+    shown = row if arrival == n else {**row, "name": f"{cfg.name} (unfinished: arrival {arrival}/{n})"}
+    print(results_table([shown]))
     return 0
 
 
@@ -250,6 +304,7 @@ def _data(args) -> int:
         print(f"{args.name}: {what} in {folder}")
         return 0
 
+    _check_data_root(args.data_root)
     rows = dataset_table(args.data_root)
     print(f"{'dataset':10s} {'available':9s} {'source':10s} path")
     for r in rows:

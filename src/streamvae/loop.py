@@ -11,6 +11,7 @@ uninterrupted run with the same seed.
 """
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -19,9 +20,10 @@ from pathlib import Path
 import torch
 
 from . import config as C
-from . import native
+from . import native, rundir
+from ._version import __version__
 from .data.streams import Stream
-from .errors import ConfigError, StreamVAEError
+from .errors import CheckpointError, ConfigError, StreamVAEError, TrainingError
 from .evaluation.evaluator import evaluate, evaluate_generation
 from .evaluation.fid import feature_classifier
 from .evaluation.probe import probe_metrics, probe_training_set
@@ -51,6 +53,12 @@ def build(cfg: C.RunConfig, data_root: str | None):
         torch.set_num_threads(cfg.threads)
     native_path = use_kernels(cfg)
     stream = Stream(cfg.stream, data_root=data_root, seed=cfg.seed)
+    if len(stream) == 0:  # a batch larger than the stream: no arrival at all
+        images = len(stream.labels)
+        raise ConfigError(f"stream.batch_size={cfg.stream.batch_size} is larger than the stream ({images} training "
+                          f"images of {', '.join(cfg.stream.datasets)}"
+                          + (f" with stream.samples_per_class={cfg.stream.samples_per_class}"
+                             if cfg.stream.samples_per_class else "") + "): no arrival would be made")
     torch.manual_seed(cfg.seed)  # model initialisation
     cls = get_learner(cfg.learner.name)
     model = build_model(cfg.model, stream.x_dim, mixture=cls.model_kind == "mixture", seed=cfg.seed,
@@ -62,9 +70,12 @@ def build(cfg: C.RunConfig, data_root: str | None):
         learner = cls(cfg, model, generator)
     steps = learner.min_steps_per_arrival()
     if steps == 0:  # nothing would ever train: refuse before any work is done
+        capacity = getattr(cfg.memory, "capacity", None)
+        held = f" + memory.capacity={capacity}" if capacity is not None else ""
         raise ConfigError(f"learner {cfg.learner.name} would take no optimiser step with these settings "
-                          f"(stream.batch_size={cfg.stream.batch_size} is smaller than learner.minibatch="
-                          f"{getattr(cfg.learner, 'minibatch', '?')}); lower learner.minibatch or raise the batch size")
+                          f"(stream.batch_size={cfg.stream.batch_size}{held} is smaller than learner.minibatch="
+                          f"{getattr(cfg.learner, 'minibatch', '?')}); lower learner.minibatch or raise the batch size"
+                          + (" or the memory" if held else ""))
     return stream, learner
 
 
@@ -151,11 +162,38 @@ def save_memory_grid(cfg: C.RunConfig, learner, stream: Stream, run_dir: Path) -
     save_titled_grids(run_dir / "memory.png", blocks, stream.shape, nrow=16)
 
 
-def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, resume: bool = False) -> dict:
-    """Train on the whole stream (or continue from ``run_dir/checkpoint.pt``) and evaluate."""
+def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, resume: bool = False,
+        accept_config_change: bool = False) -> dict:
+    """Train on the whole stream (or continue from ``run_dir/checkpoint.pt``) and evaluate.
+
+    Everything that can be checked (config, data, stream length) is checked before the run directory
+    is created; the directory is then locked for the run's lifetime (a second writer fails at once).
+    ``resume`` continues with ``cfg``, which must equal the checkpoint's config outside the
+    run-environment fields unless ``accept_config_change`` (the change is then recorded). Resuming a
+    finished run returns its ``results.json`` and changes nothing.
+    """
     run_dir = Path(run_dir)
+    if resume and rundir.is_finished(run_dir):
+        return json.loads((run_dir / "results.json").read_text())
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run directory; choose another --out")
+    stream, learner = build(cfg, data_root)  # before the directory exists: a failed start leaves nothing
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    stream, learner = build(cfg, data_root)
+    try:
+        with rundir.RunDirLock(run_dir):
+            rundir.remove_temp_files(run_dir)  # left by a writer that was killed mid-write
+            if resume and rundir.is_finished(run_dir):  # finished while we were starting
+                return json.loads((run_dir / "results.json").read_text())
+            return _run_locked(cfg, run_dir, stream, learner, resume, accept_config_change)
+    except BaseException:
+        if created:
+            rundir.remove_if_empty(run_dir)
+        raise
+
+
+def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume: bool,
+                accept_config_change: bool) -> dict:
     n = len(stream)
     final_test = stream.test_set(cfg.eval, cfg.eval.test_size)
     curve_size = cfg.eval.curve_test_size or cfg.eval.test_size
@@ -166,15 +204,23 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
     path = "native" if use_kernels(cfg) else "torch"
     kernel_paths = [[0, path]]  # [first arrival, path] of each stretch of the run
     metrics_path = run_dir / "metrics.jsonl"
+    config_history: list[dict] = []  # accepted config.yaml edits on resume: {"arrival", "changes"}
     if resume:
         ckpt = load_checkpoint(run_dir / "checkpoint.pt")
-        learner.load_state_dict(ckpt["learner"])
-        start, wall_before = ckpt["arrival"], ckpt["wall_s"]
+        config_history = list(ckpt.get("config_changes", []))
+        changes = rundir.config_changes(rundir.saved_config(ckpt, run_dir / "checkpoint.pt"), C.to_dict(cfg))
+        rundir.check_changes(changes, accept_config_change, run_dir)
+        start, wall_before = restore_checkpoint(learner, ckpt, run_dir / "checkpoint.pt", reapply_hyperparameters=bool(changes))
+        if not 0 <= start <= n:
+            raise CheckpointError(f"{run_dir / 'checkpoint.pt'}: arrival {start} is outside this stream (0..{n})")
+        if changes:  # applied from here on: recorded in config-changes.jsonl, the checkpoints and results.json
+            config_history.append(rundir.record_changes(run_dir, start, changes))
         kernel_paths = ckpt.get("kernel_paths", [[0, "native" if ckpt.get("native_kernels") else "torch"]])
         if kernel_paths[-1][1] != path:  # same draws on both paths (fp32 rounding apart): recorded only
             kernel_paths.append([start, path])
-        # drop evaluation lines written after the checkpoint: they will be recomputed identically
-        write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r["arrival"] <= start])
+        # drop evaluation lines written after the checkpoint, and the final line of a run killed while
+        # writing its results: they will be recomputed identically (the final line is written once)
+        write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r["arrival"] <= start and not r.get("final")])
     else:
         atomic_write_text(run_dir / "config.yaml", C.to_yaml(cfg))
         write_jsonl(metrics_path, [])
@@ -183,16 +229,18 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
         save_checkpoint(run_dir / "checkpoint.pt", {
             "config": C.to_dict(cfg), "arrival": arrival, "wall_s": wall, "learner": learner.state_dict(),
             "native_kernels": path == "native", "kernel_paths": kernel_paths,
-            "torch_rng": torch.get_rng_state()})
+            "torch_rng": torch.get_rng_state(), "version": __version__, "config_changes": config_history})
 
-    stop = {"requested": False}
+    stop = {"requested": False, "signal": "Ctrl-C"}
 
-    def on_sigint(signum, frame):
-        if stop["requested"]:  # a second Ctrl-C stops at once
+    def on_sigint(signum, frame):  # Ctrl-C and SIGTERM: finish the arrival, checkpoint, stop
+        if stop["requested"]:  # a second one stops at once
             raise KeyboardInterrupt
         stop["requested"] = True
+        stop["signal"] = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
 
-    old_handler = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+    old_handlers = ({s: signal.signal(s, on_sigint) for s in (signal.SIGINT, signal.SIGTERM)}
+                    if _main_thread() else {})
     bar = _progress(cfg, start, n)
     live = _tensorboard(cfg, stream, run_dir, start if resume else None)  # None unless cfg.tensorboard
     t0 = time.perf_counter()
@@ -216,17 +264,24 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
                 checkpoint(done, wall_before + time.perf_counter() - t0)
             if stop["requested"]:
                 checkpoint(done, wall_before + time.perf_counter() - t0)
-                raise Interrupted(f"interrupted after arrival {done}/{n}; checkpoint written. "
+                raise Interrupted(f"interrupted ({stop['signal']}) after arrival {done}/{n}; checkpoint written. "
                                   f"Continue with: streamvae run --resume {run_dir}")
     finally:
         if bar is not None:
             bar.close()
         if live is not None:
             live.close()
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
+        for signum, handler in old_handlers.items():
+            signal.signal(signum, handler)
 
     train_wall = wall_before + time.perf_counter() - t0
+    if learner.steps == 0:  # nothing was trained: an error, never a finished run with untrained numbers
+        raise TrainingError(f"learner {cfg.learner.name} took no optimiser step in {n} arrivals "
+                            f"(stream.batch_size={cfg.stream.batch_size}); the memories or batches never filled "
+                            f"a minibatch: lower learner.minibatch or raise the batch size or memory")
+    # the final checkpoint comes before the final evaluation and writes: a run killed while writing them
+    # resumes from here and recomputes the same final row (written once, whatever is interrupted)
+    checkpoint(n, train_wall)
     row = evaluate_point(cfg, learner, stream, final_test, n, final=True)
     row["wall_s"] = train_wall
     _append(metrics_path, row)
@@ -234,7 +289,6 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
         live = _tensorboard(cfg, stream, run_dir, None)
         live.evaluation(row, learner.components(), stream.shape, learner.memory_images())
         live.close()
-    checkpoint(n, train_wall)
     save_grids(cfg, learner, stream, final_test, run_dir)
     save_memory_grid(cfg, learner, stream, run_dir)
     if getattr(learner, "log", None) is not None:  # per-event log of memory learners (sizes, R, expansions)
@@ -242,8 +296,29 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
     results = final_results(cfg, stream, row, train_wall)
     if len(kernel_paths) > 1:  # resumed on the other path: which arrivals ran where
         results["kernels"] += "; " + ", ".join(f"{p} from arrival {a}" for a, p in kernel_paths)
+    if config_history:  # config.yaml edits accepted on resume (--accept-config-change)
+        results["config_changes"] = config_history
     write_json(run_dir / "results.json", results)
     return results
+
+
+def restore_checkpoint(learner, ckpt: dict, path: Path, reapply_hyperparameters: bool = False) -> tuple[int, float]:
+    """Load a checkpoint's learner state; returns ``(arrival, wall_s)``. A checkpoint that does not fit
+    this learner is one CheckpointError naming the file. ``reapply_hyperparameters``: keep the optimiser
+    hyperparameters (lr, betas, ...) of the current config instead of the checkpoint's."""
+    fresh = {k: [{h: v for h, v in g.items() if h != "params"} for g in o.param_groups]
+             for k, o in learner.optimizers().items()}
+    try:
+        learner.load_state_dict(ckpt["learner"])
+        arrival, wall = int(ckpt["arrival"]), float(ckpt["wall_s"])
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError) as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(f"{path}: does not fit this run ({type(e).__name__}: {first})") from None
+    if reapply_hyperparameters:
+        for k, o in learner.optimizers().items():
+            for group, hyper in zip(o.param_groups, fresh.get(k, [])):
+                group.update(hyper)
+    return arrival, wall
 
 
 def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float) -> dict:

@@ -46,6 +46,11 @@ class IID(VAELearner):
         self.arrivals += 1
         return {"loss": loss}
 
+    def min_steps_per_arrival(self) -> int | None:
+        # the reservoir's steps: none, ever, when its memory + a batch never fill a minibatch
+        c = self.cfg
+        return 0 if c.memory.capacity + c.stream.batch_size < c.learner.minibatch else None
+
     def extra_state(self) -> dict:
         return {"n_seen": self.n_seen, "order": self.order, "cursor": self.cursor}
 

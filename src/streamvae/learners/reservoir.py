@@ -39,6 +39,11 @@ class Reservoir(VAELearner):
         self.arrivals += 1
         return {"loss": sum(losses) / len(losses), "memory": len(self.memory)}
 
+    def min_steps_per_arrival(self) -> int | None:
+        # memory + batch never fill a minibatch: no step, ever (else unknown: the first arrivals may take none)
+        c = self.cfg
+        return 0 if c.memory.capacity + c.stream.batch_size < c.learner.minibatch else None
+
     def memory_sizes(self) -> dict[str, int]:
         return {"memory": len(self.memory)}
 

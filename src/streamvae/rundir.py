@@ -1,0 +1,184 @@
+"""A run directory's life: one writer at a time, no leftovers, and a resume that trusts the checkpoint.
+
+* **Lock.** A run holds ``RUN_DIR/.lock`` with ``fcntl.flock`` for its whole life; a second writer
+  fails at once with one line naming the directory. The kernel drops the lock when the process
+  dies (even on SIGKILL), so a stale lock file never blocks anyone.
+* **Leftovers.** Temporary files of atomic writes (``.NAME.*.tmp``) that a kill left behind are
+  removed when the run starts or resumes; a directory that a failed start created and left empty
+  (nothing but the lock file) is removed.
+* **Resume.** The configuration that governs a resumed run is the one stored in the checkpoint.
+  ``config.yaml`` may differ only in run-environment fields (:data:`ENV_FIELDS`); any other edit is
+  refused, or, with ``--accept-config-change``, applied from the resume point on and recorded
+  (``config-changes.jsonl`` and ``results.json``). Fields that define the stream, the model or the
+  memories (:data:`FIXED_FIELDS`) can never change on resume.
+
+    with RunDirLock(run_dir):      # ConfigError when another process writes there
+        remove_temp_files(run_dir)
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from . import config as C
+from .errors import CheckpointError, ConfigError
+
+LOCK_NAME = ".lock"
+# fields of config.yaml that describe where and how the run executes, not what it computes
+ENV_FIELDS = ("kernels", "threads", "progress", "tensorboard", "out_dir", "device")
+# prefixes that fix the stream, the model and the memories: a change would make the checkpoint meaningless
+FIXED_FIELDS = ("seed", "stream.", "model.", "memory.", "learner.name", "plugins")
+CHANGES_NAME = "config-changes.jsonl"
+
+
+class RunDirLock:
+    """``fcntl.flock`` on ``RUN_DIR/.lock`` while the run writes to the directory (a context manager)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / LOCK_NAME
+        self.fd: int | None = None
+
+    def __enter__(self) -> "RunDirLock":
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # BlockingIOError: held by a live process
+            owner = os.read(fd, 64).decode(errors="replace").strip()
+            os.close(fd)
+            who = f" (pid {owner})" if owner.isdigit() else ""
+            raise ConfigError(f"{self.path.parent} is in use by another streamvae run{who}; wait for it to "
+                              "finish or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
+
+
+def remove_temp_files(run_dir: str | Path) -> list[str]:
+    """Delete the temporary files of interrupted atomic writes (``.NAME.XXXX.tmp``); returns their names."""
+    removed = []
+    for p in Path(run_dir).glob(".*.tmp"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p.name)
+    return removed
+
+
+def remove_if_empty(run_dir: str | Path) -> bool:
+    """Remove ``run_dir`` when it holds nothing but the lock file (a failed start created it)."""
+    run_dir = Path(run_dir)
+    try:
+        names = {p.name for p in run_dir.iterdir()}
+    except OSError:
+        return False
+    if names - {LOCK_NAME}:
+        return False
+    try:
+        (run_dir / LOCK_NAME).unlink(missing_ok=True)
+        run_dir.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """A run is finished once ``results.json`` exists (it is written last, atomically)."""
+    return (Path(run_dir) / "results.json").is_file()
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix.rstrip("."): d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def config_changes(saved: dict, current: dict) -> dict[str, list]:
+    """``{dotted key: [checkpoint value, config.yaml value]}`` for every field that differs, run-environment
+    fields (:data:`ENV_FIELDS`) left out. A key missing on one side shows as ``None`` there."""
+    a, b = _flatten(saved), _flatten(current)
+    return {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b))
+            if k not in ENV_FIELDS and a.get(k) != b.get(k)}
+
+
+def _describe(changes: dict[str, list], limit: int = 6) -> str:
+    parts = [f"{k}: {old!r} -> {new!r}" for k, (old, new) in list(changes.items())[:limit]]
+    more = f" (and {len(changes) - limit} more)" if len(changes) > limit else ""
+    return "; ".join(parts) + more
+
+
+def check_changes(changes: dict[str, list], accept: bool, run_dir: str | Path) -> None:
+    """Refuse config.yaml edits that a resume cannot honour (one line); others need ``accept``."""
+    if not changes:
+        return
+    fixed = {k: v for k, v in changes.items() if k.startswith(FIXED_FIELDS)}
+    config = Path(run_dir) / "config.yaml"
+    if fixed:
+        raise ConfigError(f"{config} differs from the checkpoint in fields a resume cannot change "
+                          f"({_describe(fixed)}); restore them, or start a new run with another --out")
+    if not accept:
+        raise ConfigError(f"{config} differs from the checkpoint's config ({_describe(changes)}); --resume uses "
+                          "the checkpoint's: restore config.yaml, or pass --accept-config-change to apply and "
+                          "record the change from this point on")
+
+
+def saved_config(ckpt: dict, path: str | Path) -> dict:
+    """The checkpoint's resolved config as a dict (a CheckpointError when it has none)."""
+    saved = ckpt.get("config")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: the checkpoint holds no run configuration")
+    return saved
+
+
+def resume_config(run_dir: str | Path, ckpt: dict, accept: bool = False,
+                  overrides: list[str] | tuple[str, ...] = ()) -> C.RunConfig:
+    """The configuration to continue (or re-evaluate) a run with: the checkpoint's, with the
+    run-environment fields of ``config.yaml``; with ``accept`` an edited ``config.yaml`` as it is.
+
+    Plugins are imported only from ``config.yaml`` (the user's own file), never because a checkpoint
+    names them: a checkpoint that names other plugins is refused.
+    """
+    from . import registry
+
+    run_dir = Path(run_dir)
+    saved = saved_config(ckpt, run_dir / "checkpoint.pt")
+    edited = registry.load_resolved(run_dir / "config.yaml", overrides)
+    current = C.to_dict(edited)
+    changes = config_changes(saved, current)
+    eval_keys = {o.split("=", 1)[0].strip() for o in overrides}
+    changes = {k: v for k, v in changes.items() if k not in eval_keys}  # asked for on the command line
+    check_changes(changes, accept, run_dir)
+    if accept and changes:
+        return edited
+    keep = {k: current[k] for k in ENV_FIELDS if k in current}
+    return registry.from_dict({**saved, **keep}, overrides)
+
+
+def record_changes(run_dir: str | Path, arrival: int, changes: dict[str, list]) -> dict:
+    """Append ``{"arrival", "changes"}`` to ``config-changes.jsonl``; returns the entry."""
+    from .utils import read_jsonl, write_jsonl
+
+    entry = {"arrival": arrival, "changes": changes}
+    path = Path(run_dir) / CHANGES_NAME
+    rows = read_jsonl(path)
+    if not rows or json.dumps(rows[-1]) != json.dumps(entry):  # a repeated resume records it once
+        write_jsonl(path, rows + [entry])
+    return entry
+
+
+__all__ = ["RunDirLock", "remove_temp_files", "remove_if_empty", "is_finished", "config_changes", "check_changes",
+           "resume_config", "record_changes", "saved_config", "ENV_FIELDS", "FIXED_FIELDS"]

@@ -1,0 +1,262 @@
+"""A run directory: the final row once, resume from the checkpoint's config, one writer, no leftovers."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import streamvae
+from streamvae import loop
+from streamvae.cli import main
+from streamvae.data.streams import Stream
+from streamvae.learners import LEARNERS
+from streamvae.rundir import RunDirLock
+
+from ..conftest import REPO
+from ..e2e.test_cli import CFG, SMOKE, comparable, run_cli
+
+# these tests are about files, not numbers: no native build, no probes (half the time of a smoke run)
+TORCH = ("--set", "kernels=torch", "--set", "eval.probe=false")
+
+
+def rows(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def files(out) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def crashed_template(tmp_path_factory):
+    """One run that crashed at arrival 4 (checkpoint_every=1: its checkpoint is at 4), made once per module
+    in its own data root; tests copy it."""
+    from streamvae.data import datasets
+
+    from ..conftest import write_fashion_root
+
+    base = tmp_path_factory.mktemp("crashed")
+    root = str(write_fashion_root(base / "data"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(datasets, "SYSTEM_DIRS", {})
+        mp.setenv("STREAMVAE_CACHE", str(base / "cache"))
+        datasets.clear_cache()
+        real = Stream.batch
+
+        def crash(self, t):
+            if t == 4:
+                raise RuntimeError("simulated crash")
+            return real(self, t)
+
+        mp.setattr(Stream, "batch", crash)
+        with pytest.raises(RuntimeError):
+            run_cli(base, root, "run", *TORCH, "--set", "checkpoint_every=1")
+    datasets.clear_cache()
+    return base / "run"
+
+
+@pytest.fixture()
+def crashed(crashed_template, tmp_path, data_root):
+    """A copy of the crashed run (its data root holds the same files as ``data_root``)."""
+    out = tmp_path / "crashed"
+    shutil.copytree(crashed_template, out)
+    return out
+
+
+# -- 3. the final row once ---------------------------------------------------------------------------------
+
+def test_resume_of_a_finished_run_says_so_in_one_line_and_changes_nothing(tmp_path, data_root, capsys):
+    code, out = run_cli(tmp_path, data_root, "done", *TORCH)
+    assert code == 0
+    before = files(out)
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--data-root", data_root]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.strip().count("\n") == 0 and "finished" in printed.out and printed.err == ""
+    assert files(out) == before
+
+
+def test_ctrl_c_while_the_final_files_are_written_keeps_one_final_row(tmp_path, data_root, monkeypatch):
+    code, full = run_cli(tmp_path, data_root, "full", *TORCH)
+    assert code == 0
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    for target in ("save_grids", "final_results"):  # while the grids are written / just before results.json
+        real = getattr(loop, target)
+        monkeypatch.setattr(loop, target, ctrl_c)
+        code, out = run_cli(tmp_path, data_root, target, *TORCH)
+        assert code == 130 and not (out / "results.json").exists()
+        monkeypatch.setattr(loop, target, real)
+        assert main(["run", "--resume", str(out), "--data-root", data_root]) == 0
+        assert len([r for r in rows(out) if r["final"]]) == 1
+        assert [comparable(r) for r in rows(out)] == [comparable(r) for r in rows(full)]
+        assert comparable(json.loads((out / "results.json").read_text())) == \
+            comparable(json.loads((full / "results.json").read_text()))
+
+
+# -- 4. resume uses the checkpoint's config ------------------------------------------------------------------
+
+def _edit(out, old, new):
+    path = out / "config.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ("lr: 0.0001", "lr: 0.0003", "learner.lr"),
+    ("seed: 0", "seed: 5", "seed"),
+    ("batch_size: 64", "batch_size: 32", "stream.batch_size"),
+])
+def test_resume_refuses_an_edited_config_yaml_in_one_line(crashed, data_root, capsys, old, new, key):
+    out = crashed
+    _edit(out, old, new)
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--data-root", data_root]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and key in err[0] and "config.yaml" in err[0]
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["arrival"] == 4  # nothing changed
+    if key != "learner.lr":  # the stream, the seed, the model and the memories never change, flag or not
+        assert main(["run", "--resume", str(out), "--accept-config-change", "--data-root", data_root]) == 2
+        assert "cannot change" in capsys.readouterr().err
+
+
+def test_an_accepted_config_change_is_applied_and_recorded(crashed, data_root):
+    out = crashed
+    _edit(out, "lr: 0.0001", "lr: 0.0003")
+    assert main(["run", "--resume", str(out), "--accept-config-change", "--data-root", data_root]) == 0
+    change = {"arrival": 4, "changes": {"learner.lr": [0.0001, 0.0003]}}
+    assert [json.loads(x) for x in (out / "config-changes.jsonl").read_text().splitlines()] == [change]
+    assert json.loads((out / "results.json").read_text())["config_changes"] == [change]
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["config"]["learner"]["lr"] == 0.0003
+    assert ckpt["learner"]["optimizers"]["adam"]["param_groups"][0]["lr"] == 0.0003  # really used
+
+
+def test_resume_keeps_the_run_environment_fields_of_config_yaml(crashed, data_root):
+    out = crashed
+    _edit(out, "threads: 0", "threads: 1")  # like kernels, progress, tensorboard: not part of the results
+    assert main(["run", "--resume", str(out), "--data-root", data_root]) == 0
+    assert not (out / "config-changes.jsonl").exists()
+
+
+def test_checkpoints_record_the_code_version(crashed, data_root):
+    out = crashed
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["version"] == streamvae.__version__
+
+
+# -- 5. eval of an unfinished run ------------------------------------------------------------------------------
+
+def test_eval_of_an_unfinished_run_labels_the_arrival_it_scored(crashed, data_root, capsys):
+    out = crashed
+    capsys.readouterr()
+    assert main(["eval", str(out), "--data-root", data_root]) == 0
+    row = json.loads((out / "eval.json").read_text())
+    assert row["arrival"] == 4 and row["final"] is False and row["unfinished"] is True
+    assert row["iw_samples"] == 20  # the final evaluation's k (smoke budget), not the curve's
+    assert "unfinished" in capsys.readouterr().out
+
+
+# -- 6. one writer at a time -----------------------------------------------------------------------------------
+
+def test_a_second_writer_fails_at_once_naming_the_directory(tmp_path, data_root, capsys):
+    out = tmp_path / "busy"
+    out.mkdir()
+    with RunDirLock(out):
+        code = main(["run", CFG, *SMOKE, *TORCH, "--data-root", data_root, "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(out) in err[0] and "in use" in err[0]
+    assert not (out / "config.yaml").exists()
+
+
+def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path, data_root):
+    out = tmp_path / "stale"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from streamvae.rundir import RunDirLock; "
+                               f"RunDirLock({str(out)!r}).__enter__(); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["run", CFG, *SMOKE, *TORCH, "--data-root", data_root, "--out", str(out)]) == 2
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (out / ".lock").exists()  # the stale lock file is still there ...
+    assert main(["run", CFG, *SMOKE, *TORCH, "--data-root", data_root, "--out", str(out)]) == 0  # ... and harmless
+
+
+# -- 11. leftovers ---------------------------------------------------------------------------------------------
+
+def test_temporary_files_of_a_killed_write_are_removed_on_resume(crashed, data_root):
+    out = crashed
+    stale = [out / ".checkpoint.pt.k2j4h1.tmp", out / ".metrics.jsonl.x9.tmp"]
+    for p in stale:
+        p.write_bytes(b"half a file")
+    assert main(["run", "--resume", str(out), "--data-root", data_root]) == 0
+    assert not any(p.exists() for p in stale)
+
+
+def test_a_failed_start_leaves_no_run_directory(tmp_path, data_root, monkeypatch, capsys):
+    from streamvae.errors import DataError
+
+    def broken_test_set(self, *args, **kwargs):
+        raise DataError("t10k-images-idx3-ubyte.gz: truncated")
+
+    monkeypatch.setattr(Stream, "test_set", broken_test_set)  # fails after the directory is made
+    code, out = run_cli(tmp_path, data_root, "nested/failed", *TORCH)
+    assert code == 2 and not out.exists()
+    code, out = run_cli(tmp_path, data_root, "huge", "--set", "stream.batch_size=100000")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not out.exists()
+    assert "stream.batch_size=100000" in err[-1] and "400 training images" in err[-1]
+
+
+def test_a_data_root_that_does_not_exist_is_an_error(tmp_path, data_root, capsys):
+    for argv in (["run", CFG, *SMOKE, "--out", str(tmp_path / "x")], ["data", "list"]):
+        assert main([*argv, "--data-root", str(tmp_path / "nowhere")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "nowhere" in err[0] and "does not exist" in err[0]
+
+
+def test_sigterm_checkpoints_at_the_end_of_the_arrival_and_exits_130(tmp_path, data_root, monkeypatch, capsys):
+    real = LEARNERS["reservoir"].observe
+
+    def observe_with_sigterm(self, x):
+        if self.arrivals == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, x)
+
+    monkeypatch.setattr(LEARNERS["reservoir"], "observe", observe_with_sigterm)
+    code, out = run_cli(tmp_path, data_root, "term", *TORCH, "--set", "checkpoint_every=0")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 130 and len(err) == 1 and "SIGTERM" in err[0] and "--resume" in err[0]
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["arrival"] == 3
+
+
+# -- 2. a run that trains nothing never exits 0 ------------------------------------------------------------------
+
+def test_a_run_that_took_no_step_is_an_error_not_a_result(tmp_path, data_root, monkeypatch, capsys):
+    def observe_nothing(self, x):
+        self.arrivals += 1
+        return {}
+
+    monkeypatch.setattr(LEARNERS["reservoir"], "observe", observe_nothing)
+    code, out = run_cli(tmp_path, data_root, "idle", *TORCH)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "no optimiser step" in err[-1] and not (out / "results.json").exists()
+
+
+@pytest.mark.parametrize("learner", ["reservoir", "iid", "reservoir-vaegan"])
+def test_a_memory_that_never_fills_a_minibatch_is_refused_before_training(tmp_path, data_root, learner, capsys):
+    code, out = run_cli(tmp_path, data_root, learner, "--set", "stream.batch_size=16", "--set", "memory.capacity=8",
+                        cfg=str(REPO / f"configs/split_fashion/{learner}.yaml"))
+    assert code == 2 and not out.exists()
+    assert "no optimiser step" in capsys.readouterr().err
