@@ -17,6 +17,8 @@ This module knows no learner: ``streamvae.registry.load_config`` looks the learn
 from __future__ import annotations
 
 import ast
+import math
+import re
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -49,6 +51,10 @@ class StreamConfig:
         check_nonnegative("stream.max_batches", self.max_batches)
         if not self.datasets:
             raise ConfigError("stream.datasets needs at least one dataset")
+        from .data.datasets import DATASETS  # names only: nothing is read
+
+        for name in self.datasets:
+            check_choice("stream.datasets", name, tuple(DATASETS))
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,10 @@ class EvalConfig:
         for key in ("every", "test_size", "curve_test_size", "probe_train_size", "probe_test_size",
                     "fid_classifier_train_size", "fid_classifier_seed", "binarize_seed"):
             check_nonnegative(f"eval.{key}", getattr(self, key))
+        for key in ("fid_classifier_seed", "binarize_seed"):
+            check_seed(f"eval.{key}", getattr(self, key))
+        if self.grid > 4096:
+            raise ConfigError(f"eval.grid={self.grid}: at most 4096 images in a grid")
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,11 @@ def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
 def check_positive(key: str, value: float) -> None:
     if not value > 0 or value != value or value == float("inf"):
         raise ConfigError(f"{key} must be positive (a finite number > 0), got {value}")
+
+
+def check_seed(key: str, value: int) -> None:
+    if not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{key} must be between 0 and {MAX_SEED}, got {value}")
 
 
 def check_nonnegative(key: str, value: float) -> None:
@@ -255,6 +270,18 @@ def field_comments(cls: type) -> dict[str, str]:
 
 
 _MAX_OVERRIDE_LEN = 10_000  # characters in one --set value
+_MAX_OVERRIDE_NESTING = 16  # bracket levels in one --set value (a list of lists is 2)
+_MAX_OVERRIDE_DIGITS = 100  # digits in a run of digits in one --set value
+MAX_SEED = 2**32 - 1  # seeds (run, binarisation, classifier): torch and numpy take them with room for offsets
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (error messages stay one readable line)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        text = f"<a {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:
@@ -265,26 +292,32 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             value = [value]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list of {inner.__name__}, got {value!r}")
+            raise ConfigError(f"{key}: expected a list of {inner.__name__}, got {_short(value)}")
         return tuple(_coerce(v, inner, key) for v in value)
     if typ is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        raise ConfigError(f"{key}: expected true/false, got {_short(value)}")
     if typ is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        raise ConfigError(f"{key}: expected an integer, got {_short(value)}")
     if typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond the float range
+                number = float("inf")
+            if not math.isfinite(number):  # 1e999, .inf, .nan: never a valid setting
+                raise ConfigError(f"{key}: {_short(value)} is not a finite number")
+            return number
+        raise ConfigError(f"{key}: expected a number, got {_short(value)}")
     if typ is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
+        raise ConfigError(f"{key}: expected a string, got {_short(value)}")
     raise ConfigError(f"{key}: unsupported type {typ}")  # pragma: no cover
 
 
@@ -322,14 +355,33 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     if len(raw) > _MAX_OVERRIDE_LEN:
         raise ConfigError(f"override '{key}': the value is longer than {_MAX_OVERRIDE_LEN} characters")
+    depth = _nesting(raw)
+    if depth > _MAX_OVERRIDE_NESTING:
+        raise ConfigError(f"override '{key}': brackets nested {depth} deep (at most {_MAX_OVERRIDE_NESTING})")
+    digits = re.search(r"\d{%d,}" % (_MAX_OVERRIDE_DIGITS + 1), raw)
+    if digits:
+        raise ConfigError(f"override '{key}': a number with {len(digits.group())} digits "
+                          f"(at most {_MAX_OVERRIDE_DIGITS})")
     try:
         value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError):
+    except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError, OverflowError):
         try:
             value = yaml.safe_load(raw)
-        except (yaml.YAMLError, RecursionError):
+        except (yaml.YAMLError, RecursionError, ValueError, OverflowError, TypeError):
             value = raw
     return key.strip(), value
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting of ``text`` (``[``, ``{``, ``(``; quotes are not parsed)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]})":
+            depth = max(0, depth - 1)
+    return deepest
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -434,7 +486,11 @@ def validate(cfg: RunConfig, learner_cls: Any) -> None:
     check_choice("kernels", cfg.kernels, ("auto", "native", "torch"))
     check_nonnegative("checkpoint_every", cfg.checkpoint_every)
     check_nonnegative("threads", cfg.threads)
-    check_nonnegative("seed", cfg.seed)
+    if cfg.threads > 4096:
+        raise ConfigError(f"threads={cfg.threads} is more than 4096; use 0 for torch's default")
+    check_seed("seed", cfg.seed)
+    if not cfg.name or cfg.name in (".", "..") or any(c in cfg.name for c in "/\\\0"):
+        raise ConfigError(f"name={cfg.name!r} must be a plain folder name (no '/', not empty)")
     needs = MODEL_CONFIGS[learner_cls.model_kind]
     if not isinstance(cfg.model, needs) or cfg.model.name != needs().name:
         raise ConfigError(f"learner.name={cfg.learner.name} needs model.name={needs().name}, got {cfg.model.name}")
