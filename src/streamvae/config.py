@@ -20,6 +20,7 @@ import ast
 import math
 import re
 import typing
+import warnings
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -363,7 +364,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"override '{key}': a number with {len(digits.group())} digits "
                           f"(at most {_MAX_OVERRIDE_DIGITS})")
     try:
-        value = ast.literal_eval(raw)
+        with warnings.catch_warnings():  # "invalid escape sequence" in a quoted value: not the user's concern
+            warnings.simplefilter("ignore")
+            value = ast.literal_eval(raw)
     except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError, OverflowError):
         try:
             value = yaml.safe_load(raw)

@@ -24,8 +24,8 @@ Formats:
 """
 from __future__ import annotations
 
-import gzip
 import io
+import math
 import pickle
 import struct
 import zlib
@@ -48,6 +48,7 @@ _IDX_TYPES = {
     0x0E: "float64",
 }
 _SPLITS = ("train", "test")
+MAX_DECOMPRESSED = 4 << 30  # bytes: no dataset file inflates to more (MNIST's largest: 47 MB)
 
 
 def _read_file(path: Path, what: str) -> bytes:
@@ -60,17 +61,31 @@ def _read_file(path: Path, what: str) -> bytes:
         raise DataError(f"{path}: cannot read file ({exc}); expected {what}") from None
 
 
-def _read_bytes(path: Path, what: str) -> bytes:
-    """Read a whole file, transparently gunzipping it; errors become DataError."""
-    raw = _read_file(path, what)
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(
-                f"{path}: corrupt or truncated gzip file ({exc}); expected a gzipped {what}"
-            ) from None
-    return raw
+def _gunzip(raw: bytes, limit: int, path: Path, what: str) -> bytes:
+    """Decompress the gzip members of ``raw``, but never more than ``limit + 1`` bytes (a gzip bomb
+    stops there; one byte past the limit tells the caller the data is too long)."""
+    out = bytearray()
+    data = raw
+    try:
+        while data[:2] == _GZIP_MAGIC and len(out) <= limit:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            chunk = d.decompress(data, limit + 1 - len(out))
+            out += chunk
+            while not d.eof and d.unconsumed_tail and len(out) <= limit:
+                chunk = d.decompress(d.unconsumed_tail, limit + 1 - len(out))
+                if not chunk:
+                    break
+                out += chunk
+            if not d.eof:
+                if len(out) > limit:
+                    break  # stopped at the bound: the rest is never inflated
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            data = d.unused_data
+        if data.strip(b"\x00") and len(out) <= limit and data[:2] != _GZIP_MAGIC:
+            raise OSError("trailing garbage after the gzip data")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); expected a gzipped {what}") from None
+    return bytes(out[: limit + 1])
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -81,7 +96,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     what = "an IDX file (header 0x00 0x00 0x08 <ndim>, big-endian uint32 sizes, uint8 payload)"
-    data = _read_bytes(path, what)
+    raw = _read_file(path, what)
+    gzipped = raw[:2] == _GZIP_MAGIC
+    data = _gunzip(raw, 4 + 4 * 255, path, what) if gzipped else raw  # the header first: it bounds the rest
     if len(data) < 4:
         raise DataError(f"{path}: file too short ({len(data)} bytes) for an IDX header; expected {what}")
     zero0, zero1, dtype_code, ndim = data[0], data[1], data[2], data[3]
@@ -104,13 +121,21 @@ def read_idx(path: str | Path) -> np.ndarray:
             f"file has {len(data)}"
         )
     dims = struct.unpack(f">{ndim}I", data[4:header_len])
-    expected = int(np.prod(dims, dtype=np.int64))
+    expected = math.prod(dims)  # exact (Python ints): a header cannot overflow it
+    if 0 in dims:
+        raise DataError(f"{path}: IDX header shape {tuple(dims)} holds no data; expected {what} with at least one item")
+    if header_len + expected > MAX_DECOMPRESSED:
+        raise DataError(f"{path}: IDX header shape {tuple(dims)} needs {expected} bytes, more than any dataset "
+                        f"file ({MAX_DECOMPRESSED} bytes); the header is corrupt")
+    if gzipped:  # inflate what the header implies and one byte more, never a gzip bomb's all
+        data = _gunzip(raw, header_len + expected, path, what)
     actual = len(data) - header_len
     if actual != expected:
         kind = "truncated" if actual < expected else "too long"
+        has = f"more than {expected}" if actual > expected and gzipped else str(actual)
         raise DataError(
             f"{path}: {kind} IDX payload: header shape {tuple(dims)} needs {expected} bytes, "
-            f"file has {actual} (after decompression)"
+            f"file has {has} (after decompression)"
         )
     arr = np.frombuffer(data, dtype=np.uint8, count=expected, offset=header_len)
     return arr.reshape(dims).copy()
@@ -153,18 +178,22 @@ def _load_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndar
     missing = [k for k in (b"data", label_key) if k not in obj]
     if missing:
         raise DataError(
-            f"{path}: missing key(s) {missing}; found {sorted(obj)[:10]}; expected {what}"
+            f"{path}: missing key(s) {missing}; found {sorted(map(repr, obj))[:10]}; expected {what}"
         )
-    data = np.asarray(obj[b"data"])
-    labels = np.asarray(obj[label_key])
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+    try:
+        data = np.asarray(obj[b"data"])
+        labels = np.asarray(obj[label_key])
+    except (ValueError, TypeError) as exc:  # ragged or foreign contents
+        raise DataError(f"{path}: b'data' or {label_key!r} is not an array ({exc}); expected {what}") from None
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] == 0:
         raise DataError(
-            f"{path}: b'data' has shape {data.shape} dtype {data.dtype}; expected (N, 3072) uint8"
+            f"{path}: b'data' has shape {data.shape} dtype {data.dtype}; expected (N, 3072) uint8 with N > 0"
         )
-    if labels.ndim != 1 or labels.shape[0] != data.shape[0] or not np.issubdtype(labels.dtype, np.integer):
+    if (labels.ndim != 1 or labels.shape[0] != data.shape[0] or not np.issubdtype(labels.dtype, np.integer)
+            or labels.min() < 0 or labels.max() >= 1000):
         raise DataError(
             f"{path}: {label_key!r} has shape {labels.shape} dtype {labels.dtype}; "
-            f"expected {data.shape[0]} integer labels"
+            f"expected {data.shape[0]} integer labels in 0..999"
         )
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
@@ -221,6 +250,15 @@ def _require_keys(path: Path, mat: dict[str, Any], keys: tuple[str, ...], what: 
         raise DataError(f"{path}: missing variable(s) {missing} (found {found}); expected {what}")
 
 
+def _real_array(path: Path, mat: dict[str, Any], key: str, what: str) -> np.ndarray:
+    """``mat[key]`` as a numeric array of real numbers (bool, integer or float), else a DataError:
+    strings, cells, structs and complex numbers never reach the arithmetic."""
+    value = np.asarray(mat[key])
+    if value.dtype == np.bool_ or np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating):
+        return value
+    raise DataError(f"{path}: {key} holds {value.dtype} values, not real numbers; expected {what}")
+
+
 def read_svhn_mat(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read SVHN ``train_32x32.mat`` / ``test_32x32.mat`` (label 10 is mapped to digit 0).
 
@@ -230,10 +268,12 @@ def read_svhn_mat(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     what = "an SVHN .mat file with X (32, 32, 3, N) uint8 and y (N, 1) labels 1..10"
     mat = _loadmat(path, what)
     _require_keys(path, mat, ("X", "y"), what)
-    x, y = np.asarray(mat["X"]), np.asarray(mat["y"])
+    x, y = _real_array(path, mat, "X", what), _real_array(path, mat, "y", what)
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3):
         raise DataError(f"{path}: X has shape {x.shape}; expected {what}")
     n = x.shape[3]
+    if n == 0:
+        raise DataError(f"{path}: X holds no images; expected {what}")
     y = y.reshape(-1)
     if y.shape[0] != n:
         raise DataError(f"{path}: y has {y.shape[0]} labels but X has {n} images; expected {what}")
@@ -265,11 +305,13 @@ def read_omniglot_mat(path: str | Path, split: str) -> tuple[np.ndarray, np.ndar
     data_key, target_key = ("data", "target") if split == "train" else ("testdata", "testtarget")
     mat = _loadmat(path, what)
     _require_keys(path, mat, (data_key, target_key), what)
-    data = np.asarray(mat[data_key], dtype=np.float64)
-    target = np.asarray(mat[target_key])
+    data = _real_array(path, mat, data_key, what).astype(np.float64)
+    target = _real_array(path, mat, target_key, what)
     if data.ndim != 2 or data.shape[0] != 784:
         raise DataError(f"{path}: {data_key} has shape {data.shape}; expected {what}")
     n = data.shape[1]
+    if n == 0:
+        raise DataError(f"{path}: {data_key} holds no images; expected {what}")
     if target.ndim != 2 or target.shape[1] != n:
         raise DataError(
             f"{path}: {target_key} has shape {target.shape}; expected (n_alphabets, {n}) one-hot"
