@@ -99,3 +99,24 @@ def test_a_crafted_cached_feature_classifier_is_not_loaded(tmp_path, monkeypatch
     with pytest.warns(RuntimeWarning, match="training it again"):
         assert fid._cached_classifier(path) is None
     assert not marker.exists()
+
+
+def test_a_truncated_cached_library_is_rebuilt_not_loaded(tmp_path):
+    """Before: ctypes mapped the truncated .so and the process died with a bus error (status 135)."""
+    import subprocess
+    import sys
+
+    from streamvae.native import clib
+
+    if clib._compiler() is None:
+        pytest.skip("no C compiler")
+    env = {**os.environ, "STREAMVAE_CACHE": str(tmp_path)}
+    probe = "from streamvae.native import clib; print(clib.library() is not None, clib._build(clib._compiler()))"
+    first = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and first.stdout.startswith("True"), first.stderr
+    lib = tmp_path / "native" / first.stdout.split()[1].rsplit("/", 1)[1]
+    whole = lib.read_bytes()
+    lib.write_bytes(whole[: len(whole) // 3])  # what a kill during an old-style copy or a full disk leaves
+    again = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.startswith("True"), (again.returncode, again.stderr[-500:])
+    assert len(lib.read_bytes()) == len(whole)  # rebuilt in place

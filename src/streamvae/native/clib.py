@@ -49,15 +49,30 @@ def _compiler() -> str | None:
     return None
 
 
+def _sidecar(lib: Path) -> Path:
+    return lib.with_name(lib.name + ".sha256")  # "<size> <sha256>" of the library, written before it
+
+
+def _intact(lib: Path) -> bool:
+    """The cached library has the size and sha256 recorded when it was built (checked before ctypes
+    maps it: a truncated file would be a bus error, not an exception)."""
+    try:
+        size, digest = _sidecar(lib).read_text().split()
+        data = lib.read_bytes()
+    except (OSError, ValueError):
+        return False
+    return len(data) == int(size) and hashlib.sha256(data).hexdigest() == digest
+
+
 def _build(cc: str) -> Path:
     src = _SOURCE.read_bytes()
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60).stdout
     key = hashlib.sha256(src + version.encode() + _cpu_flags().encode() + " ".join(_FLAGS).encode())
-    from ..utils import cache_dir
+    from ..utils import atomic_write_text, cache_dir
 
     out = cache_dir() / "native" / f"bernoulli-{key.hexdigest()[:16]}.so"
-    if out.exists():
-        return out
+    if out.exists() and _intact(out):
+        return out  # else damaged (a truncated copy would crash the process with SIGBUS): built again
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
@@ -66,6 +81,8 @@ def _build(cc: str) -> Path:
                              text=True, timeout=300)
         if res.returncode != 0:
             raise RuntimeError(f"{cc} failed: {res.stderr.strip()[-500:]}")
+        built = Path(tmp).read_bytes()
+        atomic_write_text(_sidecar(out), f"{len(built)} {hashlib.sha256(built).hexdigest()}\n")
         os.replace(tmp, out)  # atomic: a concurrent process sees the old name or the whole file
     finally:
         if os.path.exists(tmp):
