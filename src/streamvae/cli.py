@@ -19,8 +19,10 @@ import threading
 import traceback
 from pathlib import Path
 
-from . import __version__, registry
+from . import __version__
 from .errors import ConfigError, StreamVAEError
+
+registry = None  # streamvae.registry, imported by main() inside its try: a Ctrl-C while torch loads is one line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        global registry
+        from . import registry  # heavy (torch, every learner)
+
         if args.command == "run":
             return _run(args)
         if args.command == "eval":
