@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from streamvae import native
 from streamvae.config import ModelConfig
 from streamvae.evaluation.likelihood import iw_log_likelihood
 from streamvae.memory import similarity_scores
@@ -33,7 +34,7 @@ def best_of(fn, repeats: int) -> float:
 
 def mixture(k: int) -> MixtureVAE:
     torch.manual_seed(0)
-    mix = MixtureVAE(ModelConfig(), 784)
+    mix = MixtureVAE(ModelConfig(), 784, native=native.library() is not None)  # as a run with kernels=auto
     mix.grow_to(k)
     return mix.eval()
 

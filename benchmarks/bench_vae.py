@@ -2,6 +2,7 @@
 
     python benchmarks/bench_vae.py            # full: IW evaluation on 10,000 images (a few minutes)
     python benchmarks/bench_vae.py --quick    # IW evaluation on 2,000 images, fewer repeats
+    python benchmarks/bench_vae.py --kernels torch   # the reference (torch) path instead of streamvae.native
 
 Everything runs in one process: the fp32 matmul peak (2048 x 2048 @ 2048 x 2048) is measured first
 and every other figure is reported as a fraction of it.
@@ -36,16 +37,17 @@ import time
 import torch
 import torch.nn.functional as F
 
-from streamvae.config import LearnerConfig, ModelConfig, RunConfig
+from streamvae import native
+from streamvae.config import ModelConfig, RunConfig
 from streamvae.evaluation.likelihood import iw_log_likelihood
-from streamvae.learners.base import Learner
+from streamvae.learners.vae_training import VAELearner, VAETrainingConfig
 from streamvae.models import VAE
 
 BATCH = 64
 
 
-class _PassLearner(Learner):
-    """The shared Learner machinery (fused Adam, ``train_pass``) with a trivial ``observe``."""
+class _PassLearner(VAELearner):
+    """The shared VAE learner machinery (fused Adam, ``train_pass``) with a trivial ``observe``."""
 
     def observe(self, x):
         return {"loss": self.train_pass(x)}
@@ -195,7 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="cpu: CPU time of the calling thread (needs --threads 1; robust to other processes)")
+    ap.add_argument("--kernels", choices=("auto", "native", "torch"), default="auto",
+                    help="the run setting of the same name: the VAE's path (auto: native where it builds)")
     args = ap.parse_args(argv)
+    on_native = args.kernels != "torch" and native.library() is not None
+    if args.kernels == "native" and not on_native:
+        ap.error(f"--kernels native, but the native library cannot be built here ({native.error()})")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.clock == "cpu":
@@ -213,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
           f"command: python benchmarks/bench_vae.py {' '.join(argv if argv is not None else __import__('sys').argv[1:])}")
     print(f"cpu {cpu_model()}  nproc {os.cpu_count()}  torch {torch.__version__}  "
           f"threads {torch.get_num_threads()}  mkldnn {torch.backends.mkldnn.is_available()}  clock {args.clock}")
+    print(f"path: {native.status(on_native)}")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print("FLOP convention: matmul FLOPs of the nn.Linear layers only; forward = 2*rows*in*out per "
           "layer, backward = 2 x forward, training step = 3 x forward.")
@@ -230,8 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     # -- training steps: the project's learner (its Adam, its train_pass) on the real VAE -------
     x_pool = torch.rand(BATCH * 8, 784)
     for samples in (50, 1):
-        cfg = RunConfig(learner=LearnerConfig(elbo_samples=samples))
-        model = VAE(ModelConfig())
+        cfg = RunConfig(learner=VAETrainingConfig(elbo_samples=samples))
+        model = VAE(ModelConfig(), native=on_native)
         learner = _PassLearner(cfg, model, torch.Generator().manual_seed(0))
         xb = torch.bernoulli(x_pool[:BATCH], generator=torch.Generator().manual_seed(1))
         gen = learner.generator
@@ -271,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
                          f"ours is {t_loop / best:.2f}x faster"))
 
     # -- k = 1000 importance-weighted evaluation ----------------------------------------------------
-    model = VAE(ModelConfig())
+    model = VAE(ModelConfig(), native=on_native)
     x_test = torch.bernoulli(torch.rand(n_eval, 784), generator=torch.Generator().manual_seed(3))
     iw_log_likelihood(model, x_test[:64], K_EVAL, torch.Generator().manual_seed(4))  # warm-up
     # the images in n_rounds slices, each timed between two peak measurements

@@ -15,7 +15,7 @@ import torch
 
 def cache_dir() -> Path:
     """The user cache root (read from the environment on every call): ``$STREAMVAE_CACHE``, else
-    ``$XDG_CACHE_HOME/streamvae``, else ``~/.cache/streamvae``. Datasets and compiled kernels live here."""
+    ``$XDG_CACHE_HOME/streamvae``, else ``~/.cache/streamvae``. Datasets and the compiled native library live here."""
     env = os.environ.get("STREAMVAE_CACHE")
     if env:
         return Path(env).expanduser()

@@ -7,7 +7,7 @@
  *
  * One pass over the logits, 16 lanes at a time. The log1p terms are summed as logs of per-lane
  * products (each factor 1 + exp(-|l|) is in [1, 2], so a product of 96 stays a normal float): one
- * vectorised log per 16 x 96 logits, no horizontal reduction until the end of the row. With `grad` non-null the kernel also writes
+ * vectorised log per 16 x 96 logits, no horizontal reduction until the end of the row. With `grad` non-null it also writes
  * d log p / d l = x - sigmoid(l) over the logits (in place when grad == l), which is all the
  * backward pass needs.
  *

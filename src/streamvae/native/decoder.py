@@ -72,7 +72,7 @@ class _DecoderBernoulli(torch.autograd.Function):
             h1 = clib.act_forward(lib, torch.mm(h, params[2 * i].t()), params[2 * i + 1], kind)
             outs.append(h1)
             h = h1[:, :-1]
-        g = torch.mm(h, params[-2].t())  # logits without bias; the kernel adds it, then writes x - sigmoid
+        g = torch.mm(h, params[-2].t())  # logits without bias; the C code adds it, then writes x - sigmoid
         out = clib.bernoulli_loglik(lib, g, x, bias=params[-1], grad=g)
         ctx.save_for_backward(z1, g, *outs, *params)
         ctx.kinds, ctx.lib = kinds, lib
