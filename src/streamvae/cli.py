@@ -227,6 +227,7 @@ def _eval(args) -> int:
     from dataclasses import replace
 
     from . import rundir
+    from .errors import CheckpointError
     from .loop import build, evaluate_point, restore_checkpoint
     from .utils import load_checkpoint, write_json
 
@@ -242,6 +243,8 @@ def _eval(args) -> int:
     stream, learner = build(cfg, args.data_root)
     arrival, _ = restore_checkpoint(learner, ckpt, run_dir / "checkpoint.pt")
     n = len(stream)
+    if not 0 <= arrival <= n:
+        raise CheckpointError(f"{run_dir / 'checkpoint.pt'}: arrival {arrival} is outside this stream (0..{n})")
     test = stream.test_set(cfg.eval, cfg.eval.test_size)
     if arrival == n:  # the run's own final evaluation (same draws): without overrides it reproduces results.json
         row = evaluate_point(cfg, learner, stream, test, n, final=True)

@@ -92,7 +92,16 @@ def read_jsonl(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as e:  # edited or damaged by hand: one line naming the place
+                from .errors import StreamVAEError
+
+                raise StreamVAEError(f"{path}: line {i} is not JSON ({getattr(e, 'msg', e)}); the file is damaged") from None
+    return rows
 
 
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:
