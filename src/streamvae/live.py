@@ -57,18 +57,19 @@ class TensorBoardLog:
                 if v is not None:
                     name = self.task_names[j] if j < len(self.task_names) else f"task{j}"
                     self.writer.add_scalar(f"per_task/{metric}/{name}", v, step)
-        g = torch.Generator().manual_seed(self.seed + 99)  # the same prior draws at every point
+        device = next(components[0].parameters()).device  # the run's device (device=cuda: draws there)
+        g = torch.Generator(device=device).manual_seed(self.seed + 99)  # the same prior draws at every point
         per = max(8, self.grid // len(components)) if len(components) > 1 else self.grid
         samples = torch.cat([c.sample(per, g) for c in components])
         self._image("samples", samples, shape, step, nrow=8 if len(components) > 1 else None)
         for name, x in (memories or {}).items():
             if len(x):
-                idx = torch.randperm(len(x), generator=g)[: self.grid].sort().values
+                idx = torch.randperm(len(x), generator=g, device=device)[: self.grid].sort().values
                 self._image(f"memory/{name}", x[idx], shape, step, nrow=16)
         self.writer.flush()
 
     def _image(self, tag: str, images: torch.Tensor, shape: tuple[int, ...], step: int, nrow: int | None) -> None:
-        picture = image_grid(images, shape, nrow)
+        picture = image_grid(images.detach().cpu(), shape, nrow)
         self.writer.add_image(tag, picture, step, dataformats="HW" if picture.ndim == 2 else "HWC")
 
     def close(self) -> None:

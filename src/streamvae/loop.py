@@ -21,6 +21,7 @@ import torch
 
 from . import config as C
 from . import native, rundir
+from .devices import describe, resolve_device, to_device
 from ._version import __version__
 from .data.streams import Stream
 from .errors import CheckpointError, ConfigError, StreamVAEError, TrainingError
@@ -49,6 +50,7 @@ def _eval_points(cfg: C.RunConfig, stream: Stream) -> list[int]:
 
 def build(cfg: C.RunConfig, data_root: str | None):
     """Everything a run needs, deterministically from ``cfg.seed``."""
+    device = resolve_device(cfg.device)  # device=cuda without CUDA: a ConfigError before anything is written
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     native_path = use_kernels(cfg)
@@ -63,9 +65,10 @@ def build(cfg: C.RunConfig, data_root: str | None):
     cls = get_learner(cfg.learner.name)
     model = build_model(cfg.model, stream.x_dim, mixture=cls.model_kind == "mixture", seed=cfg.seed,
                         shape=stream.shape, native=native_path)
-    generator = torch.Generator().manual_seed(cfg.seed + 1)
+    model.to(device)  # initialised on the CPU (the same weights on every device), then moved
+    generator = torch.Generator(device=device).manual_seed(cfg.seed + 1)  # the learner's draws, on its device
     if cls.needs_dataset:
-        learner = cls(cfg, model, generator, dataset=stream.training_images())
+        learner = cls(cfg, model, generator, dataset=stream.training_images().to(device))
     else:
         learner = cls(cfg, model, generator)
     steps = learner.min_steps_per_arrival()
@@ -82,7 +85,13 @@ def build(cfg: C.RunConfig, data_root: str | None):
 def use_kernels(cfg: C.RunConfig) -> bool:
     """``cfg.kernels`` resolved to the models' ``native`` flag: ``torch`` -> False, ``auto`` -> whether
     the native library builds here, ``native`` -> True or a ConfigError. Both paths draw the same
-    noise (torch.randn) and compute the same terms; checkpoints and results.json record the path."""
+    noise (torch.randn) and compute the same terms; checkpoints and results.json record the path.
+    The kernels are the CPU path: a CUDA run uses the torch path."""
+    if resolve_device(cfg.device).type != "cpu":
+        if cfg.kernels == "native":
+            raise ConfigError("kernels=native is the CPU path and this run is on CUDA; use kernels=auto or "
+                              "kernels=torch (or device=cpu)")
+        return False
     if cfg.kernels == "torch":
         return False
     if native.library() is None:
@@ -95,10 +104,11 @@ def use_kernels(cfg: C.RunConfig) -> bool:
 
 def _eval_generator(cfg: C.RunConfig, arrival: int) -> torch.Generator:
     # independent of training randomness, so evaluation never changes what the learner does
-    return torch.Generator().manual_seed(cfg.seed * 1_000_003 + arrival + 17)
+    return torch.Generator(device=resolve_device(cfg.device)).manual_seed(cfg.seed * 1_000_003 + arrival + 17)
 
 
 def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int, final: bool) -> dict:
+    test = to_device(test, learner.device)  # the test sets are built on the CPU (the same images everywhere)
     k = cfg.eval.iw_samples if final else cfg.eval.curve_iw_samples
     ends = stream.task_ends()
     # tasks completed by this arrival, plus the one in progress (a batch that straddles a boundary
@@ -110,7 +120,8 @@ def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int
     row.update(evaluate(learner.components(), test, stream.num_tasks, tasks_seen, k,
                         _eval_generator(cfg, arrival), cfg.eval.chunk_rows))
     if cfg.eval.probe:  # representation probes on encoder means; labels reach the probe only
-        probe_test = stream.test_set(cfg.eval, cfg.eval.probe_test_size) if cfg.eval.probe_test_size else test
+        probe_test = (to_device(stream.test_set(cfg.eval, cfg.eval.probe_test_size), learner.device)
+                      if cfg.eval.probe_test_size else test)
         probe = probe_metrics(learner.components(), probe_training_set(stream, cfg.eval.probe_train_size,
                                                                         cfg.eval.binarize_seed + 1),
                               probe_test, stream.num_tasks, tasks_seen, cfg.eval.probe_knn,
@@ -119,7 +130,8 @@ def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int
         row.update(probe)
     if cfg.eval.fid and (final or cfg.eval.fid_curve):  # FID / IS with the dataset's feature classifier
         classifier, info = feature_classifier(cfg.stream.datasets, stream.data_root, cfg.eval)
-        row.update(evaluate_generation(learner.components(), stream.test_set(cfg.eval, 0), tasks_seen, cfg.eval,
+        row.update(evaluate_generation(learner.components(), to_device(stream.test_set(cfg.eval, 0), learner.device),
+                                       tasks_seen, cfg.eval,
                                        stream.shape, classifier, info, _eval_generator(cfg, arrival + 2_000_000)))
     sizes = learner.memory_sizes()  # {memory name: stored images}
     row["memory"] = int(sizes.get("memory", sum(sizes.values())))  # all stored images
@@ -134,19 +146,19 @@ def save_grids(cfg: C.RunConfig, learner, stream: Stream, test, run_dir: Path) -
     """samples.png (one block of rows per component), reconstructions.png (original | reconstruction)."""
     shape = stream.shape
     components = learner.components()
-    g = torch.Generator().manual_seed(cfg.seed + 99)
+    g = torch.Generator(device=learner.device).manual_seed(cfg.seed + 99)
     n = cfg.eval.grid
     per = max(8, n // len(components)) if len(components) > 1 else n
     samples = torch.cat([c.sample(per, g) for c in components])
-    save_grid(run_dir / "samples.png", samples, shape, nrow=8 if len(components) > 1 else None)
-    idx = torch.randperm(len(test.x), generator=g)[: n // 2]
-    x = test.x[idx]
+    save_grid(run_dir / "samples.png", samples.cpu(), shape, nrow=8 if len(components) > 1 else None)
+    idx = torch.randperm(len(test.x), generator=g, device=learner.device)[: n // 2]
+    x = test.x.to(learner.device)[idx]
     # the component that explains each image best reconstructs it (models without an ELBO, such as
     # the VAE-GAN, have one component)
     best = learner.model.assign(x, 10, g) if len(components) > 1 else torch.zeros(len(x), dtype=torch.long)
     recon = torch.stack([components[int(j)].reconstruct(x[i:i + 1])[0] for i, j in enumerate(best)])
     pairs = torch.stack([x, recon], 1).reshape(-1, x.shape[1])  # original, reconstruction
-    save_grid(run_dir / "reconstructions.png", pairs, shape, nrow=16)
+    save_grid(run_dir / "reconstructions.png", pairs.cpu(), shape, nrow=16)
 
 
 def save_memory_grid(cfg: C.RunConfig, learner, stream: Stream, run_dir: Path) -> None:
@@ -158,7 +170,7 @@ def save_memory_grid(cfg: C.RunConfig, learner, stream: Stream, run_dir: Path) -
     blocks = []
     for name, x in memories.items():
         idx = torch.randperm(len(x), generator=g)[: cfg.eval.grid].sort().values
-        blocks.append((f"{name}: {len(x)} stored, {len(idx)} shown", x[idx]))
+        blocks.append((f"{name}: {len(x)} stored, {len(idx)} shown", x[idx.to(x.device)].cpu()))
     save_titled_grids(run_dir / "memory.png", blocks, stream.shape, nrow=16)
 
 
@@ -247,7 +259,7 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
     try:
         for t in range(start, n):
             batch = stream.batch(t)
-            logs = learner.observe(batch.x)  # images only: labels and tasks stay with the evaluator
+            logs = learner.observe(batch.x.to(learner.device))  # images only: labels and tasks stay with the evaluator
             done = t + 1
             if done in points and done < n:
                 row = evaluate_point(cfg, learner, stream, curve_test, done, final=False)
@@ -293,7 +305,7 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
     save_memory_grid(cfg, learner, stream, run_dir)
     if getattr(learner, "log", None) is not None:  # per-event log of memory learners (sizes, R, expansions)
         write_jsonl(run_dir / "events.jsonl", learner.log)
-    results = final_results(cfg, stream, row, train_wall)
+    results = final_results(cfg, stream, row, train_wall, learner)
     if len(kernel_paths) > 1:  # resumed on the other path: which arrivals ran where
         results["kernels"] += "; " + ", ".join(f"{p} from arrival {a}" for a, p in kernel_paths)
     if config_history:  # config.yaml edits accepted on resume (--accept-config-change)
@@ -321,12 +333,16 @@ def restore_checkpoint(learner, ckpt: dict, path: Path, reapply_hyperparameters:
     return arrival, wall
 
 
-def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float) -> dict:
+def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float, learner=None) -> dict:
     keep = {k: v for k, v in row.items() if k not in ("task_ends", "final")}
+    device = describe(resolve_device(cfg.device))
+    stretches = getattr(learner, "devices", [])
+    if len(stretches) > 1:  # resumed on another device: which arrivals ran where
+        device += "; " + ", ".join(f"{d} from arrival {a}" for a, d in stretches)
     return {"name": cfg.name, "learner": cfg.learner.name, "budget": cfg.budget, "seed": cfg.seed,
             "datasets": list(cfg.stream.datasets), "order": cfg.stream.order, "arrivals": len(stream),
             "task_names": stream.task_names, **keep, "train_wall_s": wall,
-            "kernels": native.status(use_kernels(cfg))}
+            "kernels": native.status(use_kernels(cfg)), "device": device}
 
 
 def _append(path: Path, row: dict) -> None:

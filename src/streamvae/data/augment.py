@@ -19,12 +19,13 @@ def augment(x: torch.Tensor, shape: tuple[int, ...], generator: torch.Generator 
     """Augmented copy of ``x: (B, C*H*W)`` (or ``(B, C, H, W)``), same shape as ``x``."""
     n = x.shape[0]
     images = x.reshape((n,) + tuple(shape))
-    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(rotation)
+    dev = x.device  # draws on the data's device (the generator's)
+    angle = (torch.rand(n, generator=generator, device=dev) * 2 - 1) * math.radians(rotation)
     # affine_grid works in [-1, 1] coordinates, so a shift of s * width is 2 s there
-    t = (torch.rand(n, 2, generator=generator) * 2 - 1) * (2 * shift)
-    flip = torch.ones(n)
+    t = (torch.rand(n, 2, generator=generator, device=dev) * 2 - 1) * (2 * shift)
+    flip = torch.ones(n, device=dev)
     if hflip:
-        flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+        flip = torch.where(torch.rand(n, generator=generator, device=dev) < 0.5, -1.0, 1.0)
     cos, sin = torch.cos(angle), torch.sin(angle)
     # output pixel (u, v) reads the input at R (flip * u, v) + t
     theta = torch.stack([torch.stack([cos * flip, -sin, t[:, 0]], 1),

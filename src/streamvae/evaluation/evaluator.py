@@ -42,11 +42,11 @@ def score_components(components: list, x: torch.Tensor, k: int, generator: torch
         return {"sse": recon_sse(components[0], x)}
     lls = torch.stack([iw_log_likelihood(c, x, k, generator, chunk_rows) for c in components])  # (K, N)
     if len(components) == 1:
-        return {"ll": lls[0], "mixture": lls[0], "choice": torch.zeros(len(x), dtype=torch.long),
+        return {"ll": lls[0], "mixture": lls[0], "choice": torch.zeros(len(x), dtype=torch.long, device=x.device),
                 "sse": recon_sse(components[0], x)}
     choice = lls.argmax(0)
-    selected = torch.empty(len(x), dtype=torch.float64)
-    sse = torch.empty(len(x), dtype=torch.float64)
+    selected = torch.empty(len(x), dtype=torch.float64, device=x.device)
+    sse = torch.empty(len(x), dtype=torch.float64, device=x.device)
     for j, comp in enumerate(components):
         m = choice == j
         if m.any():  # fresh samples for the chosen component, as released
@@ -136,6 +136,7 @@ def evaluate_generation(components, test: TestSet, tasks_seen: int, cfg: EvalCon
     finally:
         for c, mode in zip(components, modes):
             c.train(mode)
+    real, generated, recon = real.cpu(), generated.cpu(), recon.cpu()  # the feature networks run on the CPU
     f_real, l_real = classifier.embed(real)
     f_gen, l_gen = classifier.embed(generated)
     f_rec, l_rec = classifier.embed(recon)

@@ -21,7 +21,7 @@ def iw_log_likelihood(model, x: torch.Tensor, k: int = 1000, generator: torch.Ge
     n = x.shape[0]
     k_chunk = min(k, chunk_rows)
     images_per_chunk = max(1, chunk_rows // k_chunk)
-    out = torch.empty(n, dtype=torch.float64)
+    out = torch.empty(n, dtype=torch.float64, device=x.device)
     for i in range(0, n, images_per_chunk):
         xb = x[i:i + images_per_chunk]
         q = model.encode(xb)  # encoder once per image, reused for every chunk of k

@@ -58,7 +58,7 @@ def encoder_means(components, x: torch.Tensor, choose: str = "selected", samples
                     out.append(means[0])
                     continue
                 best = torch.stack([_fit(c, xb, samples, generator) for c in components]).argmax(0)  # (b,)
-                out.append(means[best, torch.arange(xb.shape[0])])
+                out.append(means[best, torch.arange(xb.shape[0], device=best.device)])
             else:
                 raise ValueError(f"choose={choose!r}: expected 'selected' or 'concat'")
         return torch.cat(out)
@@ -172,8 +172,9 @@ def probe_metrics(components, train: TestSet, test: TestSet, num_tasks: int, tas
     """
     tr = train.task < tasks_seen
     te = test.task < tasks_seen
-    z_train = encoder_means(components, train.x[tr], generator=generator)
-    z_test = encoder_means(components, test.x[te], generator=generator)
+    device = next(components[0].parameters()).device  # the probe sets live on the CPU with the stream
+    z_train = encoder_means(components, train.x[tr.to(train.x.device)].to(device), generator=generator)
+    z_test = encoder_means(components, test.x[te.to(test.x.device)].to(device), generator=generator)
     y_train, y_test = probe_classes(train.y[tr], train.task[tr]), probe_classes(test.y[te], test.task[te])
     lin = linear_probe_accuracy(z_train, y_train, z_test, y_test, test.task[te], num_tasks, seed=seed)
     near = knn_accuracy(z_train, y_train, z_test, y_test, test.task[te], num_tasks, k=knn)

@@ -34,6 +34,8 @@ class Learner(abc.ABC):
         self.cfg = cfg
         self.model = model
         self.generator = generator  # every random draw of the learner comes from here
+        self.device = generator.device  # the run's device: the model, memories and draws live here
+        self.devices = [[0, self.device.type]]  # [first arrival, device type] of each stretch of the run
         self.arrivals = 0  # batches observed
         self.steps = 0  # optimiser steps (updates) taken
 
@@ -70,15 +72,30 @@ class Learner(abc.ABC):
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "generator": self.generator.get_state(),
+                "device": self.device.type, "devices": self.devices,
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
                 "arrivals": self.arrivals, "steps": self.steps, "extra": self.extra_state()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a checkpoint (tensors may come from the CPU: they are copied to where the learner lives).
+
+        A run resumed on another device type continues from there: CPU and CUDA generators keep states
+        of different kinds, so the generator is then seeded afresh from (seed, arrival) and the switch
+        is recorded in ``devices``; on the same device type the draws continue exactly.
+        """
         self.model.load_state_dict(state["model"])
-        self.generator.set_state(state["generator"])
+        saved = state.get("device", "cpu")  # checkpoints without the key were written on the CPU
+        if saved == self.device.type:
+            self.generator.set_state(state["generator"])
+        else:
+            # (the loop's evaluation generators use offsets below 3_000_000 of the same base)
+            self.generator.manual_seed(self.cfg.seed * 1_000_003 + int(state["arrivals"]) + 3_000_017)
         for k, o in self.optimizers().items():
             o.load_state_dict(state["optimizers"][k])
         self.arrivals, self.steps = state["arrivals"], state["steps"]
+        self.devices = [list(d) for d in state.get("devices", [[0, saved]])]
+        if self.devices[-1][1] != self.device.type:
+            self.devices.append([self.arrivals, self.device.type])
         self.load_extra_state(state["extra"])
 
     def extra_state(self) -> dict:

@@ -70,8 +70,9 @@ class DEMC(VAEGANLearner):
     def __init__(self, cfg, model, generator):
         super().__init__(cfg, model, generator)
         m = cfg.memory
-        self.temp = TEMPORARY_MEMORIES[m.temp_policy](m.temp_capacity, model.x_dim)
-        self.clusters = ClusterMemory(m.cluster_size, model.x_dim, m.novelty_kl, m.novelty_agg, m.max_clusters)
+        self.temp = TEMPORARY_MEMORIES[m.temp_policy](m.temp_capacity, model.x_dim, device=self.device)
+        self.clusters = ClusterMemory(m.cluster_size, model.x_dim, m.novelty_kl, m.novelty_agg, m.max_clusters,
+                                      device=self.device)
         self.selection = CLUSTER_SELECTIONS[m.cluster_select]()
         self.log: list[dict] = []  # one entry per novelty check (written to events.jsonl)
 
@@ -89,7 +90,7 @@ class DEMC(VAEGANLearner):
             if m.refresh_stats and self.clusters.num_clusters > 0:
                 fresh = [self.latent_stats(images) for images in self.clusters.images]  # cluster by cluster
                 self.clusters.set_descriptors(torch.cat([f[0] for f in fresh]), torch.cat([f[1] for f in fresh]))
-            d = self.clusters.distances(mu, sigma) if self.clusters.num_clusters else torch.zeros(0)  # (K,)
+            d = self.clusters.distances(mu, sigma) if self.clusters.num_clusters else torch.zeros(0, device=x.device)
             novelty = self.clusters.aggregate(d)  # inf with no cluster yet: the first one is always made
             expanded = novelty > m.novelty_threshold
             event = {"arrival": self.arrivals, "novelty": novelty if len(d) else None,

@@ -22,7 +22,7 @@ class IID(VAELearner):
         super().__init__(cfg, model, generator)
         self.dataset = dataset  # (N, D) in [0, 1]: every image of the stream, available from the start
         self.n_seen = 0
-        self.order = torch.randperm(len(dataset), generator=generator)
+        self.order = torch.randperm(len(dataset), generator=generator, device=self.device)
         self.cursor = 0
 
     def next_indices(self, n: int) -> torch.Tensor:
@@ -30,7 +30,8 @@ class IID(VAELearner):
         out = []
         while n > 0:
             if self.cursor == len(self.order):
-                self.order, self.cursor = torch.randperm(len(self.dataset), generator=self.generator), 0
+                self.order, self.cursor = torch.randperm(len(self.dataset), generator=self.generator,
+                                                         device=self.device), 0
             take = self.order[self.cursor:self.cursor + n]
             self.cursor += len(take)
             n -= len(take)
@@ -55,4 +56,4 @@ class IID(VAELearner):
         return {"n_seen": self.n_seen, "order": self.order, "cursor": self.cursor}
 
     def load_extra_state(self, state: dict) -> None:
-        self.n_seen, self.order, self.cursor = state["n_seen"], state["order"], state["cursor"]
+        self.n_seen, self.order, self.cursor = state["n_seen"], state["order"].to(self.device), state["cursor"]

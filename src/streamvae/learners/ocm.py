@@ -78,8 +78,8 @@ class OCM(VAELearner):
     def __init__(self, cfg, model, generator):
         super().__init__(cfg, model, generator)
         m = cfg.memory
-        self.stm = ShortTermMemory(m.stm_capacity, model.x_dim)
-        self.ltm = LongTermMemory(m.ltm_capacity, model.x_dim)
+        self.stm = ShortTermMemory(m.stm_capacity, model.x_dim, device=self.device)
+        self.ltm = LongTermMemory(m.ltm_capacity, model.x_dim, device=self.device)
         self.rule = SELECTIONS[m.select](m.max_per_event)
         self.events = 0  # selection events so far
         self.events_since_test = 0  # for the cross-domain schedule (test every ``expansion_every`` events)

@@ -30,7 +30,7 @@ class Reservoir(VAELearner):
 
     def __init__(self, cfg, model, generator):
         super().__init__(cfg, model, generator)
-        self.memory = ReservoirMemory(cfg.memory.capacity, model.x_dim)
+        self.memory = ReservoirMemory(cfg.memory.capacity, model.x_dim, device=self.device)
 
     def observe(self, x: torch.Tensor) -> dict[str, float]:
         data = torch.cat([self.memory.data, x])  # (|M| + B, D)

@@ -24,7 +24,7 @@ class ReservoirVAEGAN(VAEGANLearner):
 
     def __init__(self, cfg, model, generator):
         super().__init__(cfg, model, generator)
-        self.memory = ReservoirMemory(cfg.memory.capacity, model.x_dim)
+        self.memory = ReservoirMemory(cfg.memory.capacity, model.x_dim, device=self.device)
 
     def observe(self, x: torch.Tensor) -> dict[str, float]:
         logs = self.train_on(torch.cat([self.memory.data, x]))  # (|M| + B, D)

@@ -155,11 +155,11 @@ class VAEGANLearner(Learner):
         per_epoch = math.ceil(len(data) / b)
         totals: dict[str, float] = {}
         n = 0
-        order = torch.arange(0)
+        order = torch.arange(0, device=data.device)
         for i in range(c.updates_per_arrival):
             j = i % per_epoch
             if j == 0:
-                order = torch.randperm(len(data), generator=self.generator)
+                order = torch.randperm(len(data), generator=self.generator, device=data.device)
             idx = order[j * b:(j + 1) * b]
             if len(idx) < b:
                 continue

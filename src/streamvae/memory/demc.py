@@ -34,8 +34,8 @@ class TemporaryMemory(ImageStore):
     n_seen: int  # images added since the last ``clear`` (the reservoir variant's counter)
     n_kept: int  # images stored at the last ``shrink`` / ``clear``; later rows are new
 
-    def __init__(self, capacity: int, dim: int):
-        super().__init__(capacity, dim)
+    def __init__(self, capacity: int, dim: int, device: torch.device | str | None = None):
+        super().__init__(capacity, dim, device)
         self.n_seen = 0
         self.n_kept = 0
 
@@ -49,7 +49,7 @@ class TemporaryMemory(ImageStore):
         """Keep a uniformly random ``capacity`` of the stored images (old and new alike)."""
         self.n_seen += len(self) - self.n_kept
         if len(self) > self.capacity:
-            keep = torch.randperm(len(self), generator=generator)[: self.capacity]
+            keep = torch.randperm(len(self), generator=generator, device=self._data.device)[: self.capacity]
             self._data = self._data[keep]
         self.n_kept = len(self)
 
@@ -73,7 +73,7 @@ class ReservoirTemporaryMemory(TemporaryMemory):
     """
 
     def shrink(self, generator: torch.Generator | None = None) -> None:
-        buf = torch.zeros(self.capacity, self.dim)
+        buf = torch.zeros(self.capacity, self.dim, device=self._data.device)
         buf[: self.n_kept] = self._data[: self.n_kept]
         for row in self._data[self.n_kept:]:
             slot = reservoir_index(self.n_seen, self.capacity, generator)
@@ -121,16 +121,16 @@ class ClusterMemory:
     stds: torch.Tensor  # (K, Z): mean over the cluster of the encoder standard deviations
 
     def __init__(self, cluster_size: int, dim: int, novelty_kl: str = "one-sided", novelty_agg: str = "max",
-                 max_clusters: int = 0):
+                 max_clusters: int = 0, device: torch.device | str | None = None):
         if novelty_agg not in ("max", "min"):
             raise ValueError(f"unknown novelty_agg {novelty_agg!r}; valid: max, min")
         self.cluster_size = cluster_size
         self.novelty_kl = novelty_kl
         self.novelty_agg = novelty_agg
         self.max_clusters = max_clusters  # 0 = unbounded (released)
-        self.images = torch.zeros(0, cluster_size, dim)
-        self.means = torch.zeros(0, 0)
-        self.stds = torch.zeros(0, 0)
+        self.images = torch.zeros(0, cluster_size, dim, device=device)  # on the data's device
+        self.means = torch.zeros(0, 0, device=device)
+        self.stds = torch.zeros(0, 0, device=device)
 
     @property
     def num_clusters(self) -> int:
@@ -189,8 +189,9 @@ class ClusterMemory:
         return {"images": self.images.clone(), "means": self.means.clone(), "stds": self.stds.clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.images = state["images"].clone()
-        self.means, self.stds = state["means"].clone(), state["stds"].clone()
+        device = self.images.device  # a checkpoint is read onto the CPU: back to where the memory lives
+        self.images = state["images"].to(device, copy=True)
+        self.means, self.stds = state["means"].to(device, copy=True), state["stds"].to(device, copy=True)
 
 
 # -- which temporary-memory images form a new cluster ----------------------------------------------
@@ -214,7 +215,7 @@ class RandomSelection:
     """``n`` images uniformly at random (errors ignored)."""
 
     def select(self, errors: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randperm(len(errors), generator=generator)[:n]
+        return torch.randperm(len(errors), generator=generator, device=errors.device)[:n]
 
 
 CLUSTER_SELECTIONS = {"low-error": LowErrorSelection, "high-error": HighErrorSelection, "random": RandomSelection}

@@ -63,7 +63,7 @@ def similarity_scores(f_stm: torch.Tensor, f_ltm: torch.Tensor, sigma: float,
                       kernel: str = "laplacian-l2") -> torch.Tensor:
     """R^S of every STM sample: its mean kernel similarity to the whole LTM, ``(N_stm,)``."""
     if len(f_ltm) == 0:
-        return torch.zeros(len(f_stm), dtype=torch.float64)
+        return torch.zeros(len(f_stm), dtype=torch.float64, device=f_stm.device)
     return kernel_matrix(f_stm, f_ltm, sigma, kernel).mean(1)
 
 

@@ -1,6 +1,7 @@
 """Reservoir sampling (Vitter 1985, Algorithm R): after n items every item is kept with p = capacity / n.
 
-The memory never calls a model; it stores images on a preallocated tensor.
+The memory never calls a model; it stores images on a preallocated tensor, on the device of the
+data it is given (``device=`` at construction; a batch from another device moves the buffer there).
 
     mem = ReservoirMemory(capacity=3000, dim=784)
     mem.add(x, generator=g)          # x: (B, D)
@@ -19,7 +20,8 @@ def reservoir_index(n_seen: int, capacity: int, generator: torch.Generator | Non
     """
     if n_seen < capacity:
         return n_seen
-    j = int(torch.randint(0, n_seen + 1, (1,), generator=generator))
+    device = generator.device if generator is not None else None  # a CUDA generator draws on CUDA
+    j = int(torch.randint(0, n_seen + 1, (1,), generator=generator, device=device))
     return j if j < capacity else None
 
 
@@ -28,10 +30,10 @@ class ReservoirMemory:
     n_seen: int  # images offered so far
     buffer: torch.Tensor  # (capacity, D) preallocated storage
 
-    def __init__(self, capacity: int, dim: int):
+    def __init__(self, capacity: int, dim: int, device: torch.device | str | None = None):
         self.capacity = capacity
         self.n_seen = 0
-        self.buffer = torch.zeros(capacity, dim)
+        self.buffer = torch.zeros(capacity, dim, device=device)
 
     def __len__(self) -> int:
         return min(self.n_seen, self.capacity)
@@ -41,6 +43,8 @@ class ReservoirMemory:
         return self.buffer[: len(self)]
 
     def add(self, x: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        if self.buffer.device != x.device:  # the buffer follows the data
+            self.buffer = self.buffer.to(x.device)
         for row in x:
             slot = reservoir_index(self.n_seen, self.capacity, generator)
             if slot is not None:
@@ -52,4 +56,4 @@ class ReservoirMemory:
 
     def load_state_dict(self, state: dict) -> None:
         self.n_seen = int(state["n_seen"])
-        self.buffer[: len(state["data"])] = state["data"]
+        self.buffer[: len(state["data"])] = state["data"]  # copied onto the buffer's device

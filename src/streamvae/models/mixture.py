@@ -55,6 +55,7 @@ class MixtureVAE(nn.Module):
             torch.manual_seed(self.seed * 1009 + len(self.components))
             new = VAE(self.cfg, self.x_dim, shared=(self.shared["encoder"], self.shared["decoder"]),
                       native=self.native)
+        new.to(self.shared["encoder"][0].weight.device)  # initialised on the CPU (same numbers), then moved
         # the shared layers are the same module objects inside the new component: set them explicitly
         for p in self.shared.parameters():
             p.requires_grad_(not freeze_shared)
@@ -77,7 +78,7 @@ class MixtureVAE(nn.Module):
     def assign(self, x: torch.Tensor, samples: int = 10, generator: torch.Generator | None = None) -> torch.Tensor:
         """Which component explains each image best (highest ``samples``-sample ELBO): ``(B,)`` indices."""
         if len(self.components) == 1:
-            return torch.zeros(len(x), dtype=torch.long)
+            return torch.zeros(len(x), dtype=torch.long, device=x.device)
         return torch.stack([c.elbo(x, samples, generator) for c in self.components]).argmax(0)
 
     @torch.no_grad()

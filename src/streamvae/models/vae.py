@@ -135,7 +135,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decoder means of ``n`` draws from the N(0, I) prior: ``(n, D)``."""
-        z = torch.randn((n, self.cfg.latent), generator=generator)
+        z = torch.randn((n, self.cfg.latent), generator=generator, device=self.to_x.weight.device)
         return self.decode(z).mean
 
     @torch.no_grad()

@@ -229,9 +229,10 @@ class VAEGAN(nn.Module):
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z for generation: U(-1, 1)^Z (released) or N(0, I) (``model.generation_prior``): ``(n, Z)``."""
+        device = next(self.parameters()).device
         if self.cfg.generation_prior == "normal":
-            return torch.randn((n, self.latent), generator=generator)
-        return torch.rand((n, self.latent), generator=generator) * 2 - 1
+            return torch.randn((n, self.latent), generator=generator, device=device)
+        return torch.rand((n, self.latent), generator=generator, device=device) * 2 - 1
 
     # -- per-sample losses ---------------------------------------------------------------------
     def vae_loss(self, x: torch.Tensor, kl_weight: float = 0.1,
@@ -239,7 +240,7 @@ class VAEGAN(nn.Module):
         """L_vae per image (DEMC spec 3.1): ||x - G(mu + sigma eps)||^2 summed over pixels
         + kl_weight * 1/2 sum_j (mu^2 + sigma^2 - log(sigma^2 + 1e-8) - 1): ``(B,)``."""
         q = self.encode(x)
-        eps = torch.randn(q.loc.shape, generator=generator)
+        eps = torch.randn(q.loc.shape, generator=generator, device=q.loc.device)
         x_hat = self.decode(q.loc + q.scale * eps)
         sse = (x_hat - x.flatten(1)).pow(2).sum(-1)
         var = q.scale.pow(2)
@@ -254,7 +255,7 @@ class VAEGAN(nn.Module):
             for i in range(0, len(x), _CHUNK):
                 xb = x[i:i + _CHUNK]
                 q = self.encode(xb)
-                z = q.loc + q.scale * torch.randn(q.loc.shape, generator=generator)
+                z = q.loc + q.scale * torch.randn(q.loc.shape, generator=generator, device=q.loc.device)
                 out.append((self.decode(z) - xb.flatten(1)).pow(2).sum(-1))
         return torch.cat(out)
 
@@ -302,7 +303,7 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: 
     ``real``, ``fake``: ``(B, D)``; ``shape`` = (C, H, W) is needed for ``legacy``.
     """
     n = real.shape[0]
-    eps = torch.rand((1, 1) if legacy else (n, 1), generator=generator, dtype=real.dtype)
+    eps = torch.rand((1, 1) if legacy else (n, 1), generator=generator, dtype=real.dtype, device=real.device)
     x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)  # (B, D)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     if legacy:
