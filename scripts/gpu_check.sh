@@ -3,8 +3,10 @@
 #  1. a smoke run of every learner on CUDA and the same runs (same seed) on the CPU, each through
 #     `streamvae sweep` (OUT/cpu, OUT/cuda: run directories, summary.md, run.log per run);
 #  2. agreement: every final ll_iw* (recon_sse for the VAE-GANs) of a CUDA run lies within
-#     max(3 nats, 2 %) of the CPU run's. The devices draw different noise (CUDA generators), so the
-#     runs agree statistically, not bit for bit; at this budget two seeds differ by about 0.5 nats.
+#     max(2, 0.5 %) of the CPU run's. The devices draw different noise (CUDA generators), so the runs
+#     agree statistically, not bit for bit. The tolerance is about 3x the largest seed-to-seed
+#     difference of these smoke runs on the synthetic data (0.3-0.6 nats, recon_sse 0.4-0.7; two CPU
+#     seeds of all nine learners); with GPU_CHECK_DATA (real images) the spread, and a failure, can be larger.
 #     Then the same weights with the same noise on both devices: the MLP VAE's log-weights within
 #     0.05 nats per image and the VAE-GAN's reconstructions within 0.01 per pixel (fp32; TF32 convolutions);
 #  3. the time of a released-protocol training step on CUDA (and on the CPU for comparison): the MLP
@@ -84,7 +86,7 @@ for a_path in sorted(cpu_dir.rglob("results.json")):
         print(f"{name:40s} ran on {b['device']}, not {dev}"); bad += 1
     keys = [k for k in a if re.fullmatch(r"ll_iw\d+(_selected|_mixture)?", k)] or ["recon_sse"]
     for k in keys:
-        diff, tol = abs(a[k] - b[k]), max(3.0, 0.02 * abs(a[k]))
+        diff, tol = abs(a[k] - b[k]), max(2.0, 0.005 * abs(a[k]))
         bad += diff > tol
         print(f"{name:40s} {k:22s} {a[k]:10.2f} {b[k]:10.2f} {diff:8.2f} {tol:9.2f}{'  FAIL' if diff > tol else ''}")
 

@@ -101,8 +101,9 @@ if mode == "wait":  # like streamvae run: a SIGINT writes a checkpoint and exits
     signal.signal(signal.SIGINT, lambda *a: (open(os.path.join(run_dir, "checkpoint.pt"), "w").close(), sys.exit(130)))
     open(os.path.join(run_dir, "started"), "w").close()
     time.sleep(60)
-json.dump({"iw_samples": 20, "ll_iw20": -500.0 - seed, "recon_sse": 10.0 * (seed + 1), "memory": 100,
-           "memory_sizes": {"memory": 100}, "components": 1, "train_wall_s": 1.5}, open(os.path.join(run_dir, "results.json"), "w"))
+results = {"iw_samples": 20, "ll_iw20": -500.0 - seed, "recon_sse": 10.0 * (seed + 1), "memory": 100,
+           "memory_sizes": {"memory": 100}, "components": 1, "train_wall_s": 1.5}
+json.dump(results, open(os.path.join(run_dir, "results.json"), "w"))
 print("done")
 """
 
@@ -117,7 +118,8 @@ def test_a_failed_run_is_reported_with_its_log_and_does_not_stop_the_others(tmp_
     monkeypatch.setattr(sweep, "command", fake_command(lambda s: "fail" if "finetune" in s.name and s.seed == 1
                                                        else "ok"))
     out = tmp_path / "sweep"
-    code = main(["sweep", FINETUNE, RESERVOIR, "--seeds", "2", "--set", "budget=smoke", "--jobs", "2", "--out", str(out)])
+    code = main(["sweep", FINETUNE, RESERVOIR, "--seeds", "2", "--set", "budget=smoke", "--jobs", "2",
+                 "--out", str(out)])
     assert code == 1  # a run failed
     text = capsys.readouterr()
     log = out / "split_fashion-finetune/seed=1/run.log"
@@ -125,8 +127,9 @@ def test_a_failed_run_is_reported_with_its_log_and_does_not_stop_the_others(tmp_
     assert "simulated failure" in log.read_text()
     assert (out / "split_fashion-reservoir/seed=1/results.json").exists()  # the others ran
     rows = {r["configuration"]: r for r in csv.DictReader((out / "summary.csv").open())}
-    assert rows["split_fashion-reservoir"]["n"] == "2" and float(rows["split_fashion-reservoir"]["ll_iw20_mean"]) == -500.5
-    assert float(rows["split_fashion-reservoir"]["ll_iw20_std"]) == pytest.approx(0.5 ** 0.5)
+    reservoir = rows["split_fashion-reservoir"]
+    assert reservoir["n"] == "2" and float(reservoir["ll_iw20_mean"]) == -500.5
+    assert float(reservoir["ll_iw20_std"]) == pytest.approx(0.5 ** 0.5)
     assert rows["split_fashion-finetune"]["n"] == "1" and rows["split_fashion-finetune"]["ll_iw20_std"] == ""
     assert "1 (failed)" in rows["split_fashion-finetune"]["missing"]
     md = (out / "summary.md").read_text()

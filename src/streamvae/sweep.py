@@ -487,9 +487,9 @@ def run_sweep(configs: Sequence[str], out: str | Path, seeds: int = 1, first_see
                  "argv": command(spec, run_dir, threads, data_root, plugins, resume)}
                 for spec, run_dir, resume in todo]
     resumed = sum(r for _, _, r in todo)
+    parallel = f"; {workers} at once x {threads} thread(s)" if executor == "local" and todo else ""
     print(f"sweep: {n} runs in {out} ({n - len(todo)} already done, {len(todo) - resumed} to start, "
-          f"{resumed} to resume)" + (f"; {workers} at once x {threads} thread(s)" if executor == "local" and todo else ""),
-          flush=True)
+          f"{resumed} to resume){parallel}", flush=True)
 
     counter = itertools.count(1)
     for outcome in outcomes:
