@@ -97,3 +97,11 @@ def test_iw_estimate_matches_closed_form_likelihood():
     assert -3 * se <= gap_iw < 0.05 * gap_elbo + 1e-3
     assert (est.float() - truth).abs().max() < 0.2  # per image: Monte-Carlo noise only
     assert math.isfinite(float(est.mean()))
+
+
+def test_one_activation_table():
+    """models.nets.ACTIVATIONS builds every layer; the config accepts exactly its names."""
+    from streamvae import config
+    from streamvae.models.nets import ACTIVATIONS
+
+    assert tuple(ACTIVATIONS) == tuple(config.ACTIVATIONS)

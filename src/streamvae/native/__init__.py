@@ -25,7 +25,7 @@ __all__ = ["supports", "log_weights", "library", "status", "error"]
 
 def _decoder_kinds(model) -> tuple[str, ...] | None:
     """The activation names of a decoder of (Linear, Tanh|ReLU) blocks, else ``None``."""
-    from ..models.vae import ACTIVATIONS
+    from ..models.nets import ACTIVATIONS  # at call time: models imports this package
 
     kinds = []
     for block in model.decoder:
@@ -39,15 +39,20 @@ def _decoder_kinds(model) -> tuple[str, ...] | None:
     return tuple(kinds)
 
 
+def _reference_decode(model) -> bool:
+    """``model.decode`` is ``models.vae.VAE.decode`` (a subclass's own may compute anything), told by
+    its name: importing ``VAE`` here would make an import cycle (``models.vae`` imports this package)."""
+    f = getattr(type(model), "decode", None)
+    return getattr(f, "__module__", None) == "streamvae.models.vae" and getattr(f, "__qualname__", None) == "VAE.decode"
+
+
 def supports(model, x: torch.Tensor, q: Normal) -> bool:
     """Whether :func:`log_weights` computes ``model.log_weights(x, k, q=q)``: Bernoulli pixels through
     ``VAE.decode`` (not overridden), a decoder of ``Linear`` + ``Tanh``/``ReLU`` blocks and a
     ``Linear`` output layer, fp32 CPU parameters and tensors, ``x: (B, D)`` without a gradient,
     ``q`` over ``(B, Z)``, and the native library loaded (it is built here on first use)."""
-    from ..models.vae import VAE
-
     w = getattr(model, "to_x", None)
-    return (isinstance(model, VAE) and type(model).decode is VAE.decode and model.cfg.likelihood == "bernoulli"
+    return (_reference_decode(model) and model.cfg.likelihood == "bernoulli"
             and isinstance(w, torch.nn.Linear) and w.weight.dtype == torch.float32 and w.weight.device.type == "cpu"
             and x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 2 and not x.requires_grad
             and q.loc.shape == (x.shape[0], model.cfg.latent) and q.loc.dtype == torch.float32

@@ -149,7 +149,7 @@ def bernoulli_loglik(lib, logits, x, bias=None, grad=None):
     return out
 
 
-# the activations the C code implements (its `kind` argument), by their name in models.vae.ACTIVATIONS
+# the activations the C code implements (its `kind` argument), by their name in models.nets.ACTIVATIONS
 ACTIVATION_KINDS = {"identity": 0, "tanh": 1, "relu": 2}
 
 
