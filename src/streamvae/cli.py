@@ -1,7 +1,7 @@
 """Command line: ``streamvae run|eval|data|report|compare``. ``main(argv)`` is what tests call.
 
     streamvae run CONFIG [--set key=value ...] [--out DIR] [--data-root DIR] [--plugin FILE_OR_MODULE ...]
-    streamvae run --resume RUN_DIR
+    streamvae run --resume RUN_DIR [--accept-config-change]
     streamvae eval RUN_DIR [--set eval.iw_samples=5000]
     streamvae data list [--data-root DIR]
     streamvae report RUN_DIR [RUN_DIR ...] [--out DIR]
