@@ -65,6 +65,7 @@ def list_text() -> str:
         lines.append(f"  {stream + '/':16s} {', '.join(learners)}")
     lines += ["", "budgets (--set budget=NAME; each config lists what its budgets change):",
               "  paper   the released protocol (default; hours on a CPU, meant for a GPU)",
+              "  hour    VAE-GAN configs (28x28): half width, 20 updates per arrival; about an hour per run",
               "  fast    well under an hour per Split Fashion run on 2 cores",
               "  demo    a few minutes: one pass, one sample",
               "  smoke   seconds: for tests",

@@ -153,6 +153,7 @@ class EvalConfig:
     fid_classifier_seed: int = 0  # seeds its initialisation and data order (part of the cache key)
     is_splits: int = 10  # the Inception Score is the mean over this many splits
     fid_inception: str = ""  # optional: a TorchScript FID Inception-v3 (pool3, 2048-d) file; empty = off
+    fid_inception_sha256: str = ""  # hex sha256 the fid_inception file must have (empty: unchecked, only recorded)
 
     def validate(self) -> None:
         for key in ("iw_samples", "chunk_rows", "points", "grid", "probe_knn", "curve_iw_samples", "fid_generated",
@@ -165,13 +166,15 @@ class EvalConfig:
             check_seed(f"eval.{key}", getattr(self, key))
         if self.grid > 4096:
             raise ConfigError(f"eval.grid={self.grid}: at most 4096 images in a grid")
+        if self.fid_inception_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", self.fid_inception_sha256):
+            raise ConfigError(f"eval.fid_inception_sha256 must be 64 hex digits, got {self.fid_inception_sha256!r}")
 
 
 @dataclass(frozen=True)
 class RunConfig:
     name: str = "run"  # run directory name under out_dir unless --out is given
     seed: int = 0  # seeds every generator of the run
-    budget: str = "paper"  # paper | fast | demo | smoke (presets from the config's budgets section)
+    budget: str = "paper"  # paper | hour | fast | demo | smoke (presets from the config's budgets section)
     out_dir: str = "runs"  # parent folder of run directories
     checkpoint_every: int = 100  # arrivals between checkpoints (0: only at the end)
     threads: int = 0  # torch intra-op threads (0: leave torch's default)
@@ -188,7 +191,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-BUDGET_NAMES = ("paper", "fast", "demo", "smoke")
+BUDGET_NAMES = ("paper", "hour", "fast", "demo", "smoke")
 SECTIONS = ("stream", "model", "memory", "learner", "eval")
 
 # ---------------------------------------------------------------------------------------------

@@ -54,6 +54,10 @@ def build(cfg: C.RunConfig, data_root: str | None):
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     native_path = use_kernels(cfg)
+    if cfg.eval.fid and cfg.eval.fid_inception:  # a wrong Inception file is refused before training, not after
+        from .evaluation.fid import verify_inception
+
+        verify_inception(cfg.eval.fid_inception, cfg.eval.fid_inception_sha256)
     stream = Stream(cfg.stream, data_root=data_root, seed=cfg.seed)
     if len(stream) == 0:  # a batch larger than the stream: no arrival at all
         images = len(stream.labels)

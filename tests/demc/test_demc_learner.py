@@ -30,7 +30,7 @@ def test_a_new_cluster_holds_the_lowest_error_samples(data_root):
     learner.make_cluster()
     chosen = torch.argsort(errors, stable=True)[: cfg.memory.cluster_size]
     assert torch.equal(learner.clusters.images[0], x[chosen])
-    mu, sigma = learner.model.latent_stats(x[chosen])
+    mu, sigma = learner.model.latent_stats(x[chosen], batch_statistics=True)  # released default: the batch's BN
     assert torch.allclose(learner.clusters.means[0], mu.mean(0)) and torch.allclose(learner.clusters.stds[0],
                                                                                     sigma.mean(0))
     assert len(learner.temp) == 0  # emptied when a cluster is created
@@ -43,7 +43,7 @@ def test_observe_makes_the_first_cluster_at_overflow_and_skips_training_then(dat
     assert learner.steps == 2 and logs["temp"] == 64 and logs["clusters"] == 0
     logs = learner.observe(stream.batch(1).x)  # 128 > 100: first cluster, M^t emptied, no training
     assert learner.steps == 2 and logs == {"temp": 0, "clusters": 1}
-    assert learner.log == [{"arrival": 2, "novelty": None, "novelty_min": None, "novelty_max": None,
+    assert learner.log == [{"arrival": 2, "novelty": None, "novelty_min": None, "novelty_max": None, "z": None,
                             "expanded": True, "clusters": 1}]
     for t in (2, 3):
         logs = learner.observe(stream.batch(t).x)

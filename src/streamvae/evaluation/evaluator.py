@@ -119,7 +119,7 @@ def evaluate_generation(components, test: TestSet, tasks_seen: int, cfg: EvalCon
     of a class-sorted set) are the reference and are also reconstructed; ``cfg.fid_generated``
     images are sampled (a mixture: equal shares per component). Keys name the feature network.
     """
-    from .fid import fid_from_features, inception_features, inception_score
+    from .fid import fid_from_features, inception_fid, inception_score
 
     components = list(components) if isinstance(components, (list, tuple)) else [components]
     modes = [c.training for c in components]
@@ -148,8 +148,6 @@ def evaluate_generation(components, test: TestSet, tasks_seen: int, cfg: EvalCon
            "fid_classifier_name": classifier_info["name"],
            "fid_classifier_test_acc": classifier_info["test_acc"],
            "fid_generated": int(len(generated)), "fid_reference": int(len(real))}
-    if cfg.fid_inception:
-        i_real = inception_features(real, shape, cfg.fid_inception)
-        row["fid_inception_gen"] = fid_from_features(inception_features(generated, shape, cfg.fid_inception), i_real)
-        row["fid_inception_recon"] = fid_from_features(inception_features(recon, shape, cfg.fid_inception), i_real)
+    if cfg.fid_inception:  # the weights file's sha256 is checked (eval.fid_inception_sha256) and recorded
+        row.update(inception_fid(real, generated, recon, shape, cfg))
     return row

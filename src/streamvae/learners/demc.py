@@ -4,23 +4,28 @@ A single VAE-GAN (encoder E, generator/decoder G, WGAN critic D) trained from a 
 M^t and a growing set of memory clusters M^d. Per arrival (``DEMC.observe``):
   1. the batch x_t enters M^t;
   2. when M^t holds more than ``temp_capacity`` images, the novelty check runs: x_t's latent
-     descriptor (mean of the encoder means and standard deviations, eval-mode BN) is compared with
-     every cluster's by the mean-per-dimension KL; with no cluster yet, or when the aggregated
-     distance (max: released, min: paper) exceeds ``novelty_threshold``, a new cluster is made of
-     the ``cluster_size`` M^t images of lowest reconstruction error (one stochastic latent draw),
-     M^t is emptied, and training is skipped at this arrival (released ``continue``);
-  3. otherwise ``updates_per_arrival`` updates (``VAEGANLearner.train_on`` in vaegan_training.py) on augmented batches of
-     64 drawn uniformly from M^t and all clusters; each update (``VAEGANLearner.update``) is
+     descriptor (mean of the encoder means and standard deviations; BatchNorm on the batch's own
+     statistics as released, or on running statistics) is compared with every cluster's by the
+     mean-per-dimension KL, aggregated over clusters (max: released, min: paper). With no cluster
+     yet, or when the test fires (absolute, released: novelty > ``novelty_threshold``; relative:
+     a robust z-score of log novelty against the recent checks exceeds ``novelty_z``), a new
+     cluster is made of the ``cluster_size`` M^t images of lowest reconstruction error (one
+     stochastic latent draw), M^t is emptied, and training is skipped at this arrival (released
+     ``continue``). Every check is a line of events.jsonl (novelty, z, expanded, clusters);
+  3. otherwise ``updates_per_arrival`` updates (``VAEGANLearner.train_on`` in vaegan_training.py)
+     on augmented batches of 64 drawn uniformly from M^t and all clusters; each update
+     (``VAEGANLearner.update``) is
        step 1: critic on L_d = D(G(z)) - D(x) + 10 GP (RMSProp), then G and E together on
                L_g = -D(G(z)) + L_vae (RMSProp), z ~ U(-1, 1) (or N(0, I));
        step 2: E alone on L_inf = L_vae (Adam), G and D frozen;
      with L_vae = ||x - G(mu + sigma eps)||^2 (summed over pixels) + 0.1 KL;
   4. M^t is cut back to ``temp_capacity`` at random (or by reservoir sampling).
 
-The released code's plain bugs are fixed by default: per-image gradient-penalty norm and
-interpolation weights (``gp_legacy`` restores them), eval-mode BatchNorm for the novelty and
-selection statistics, step 2 after step 1 (``step_order=simultaneous`` restores the released
-single snapshot), the first batch stored once (``duplicate_first_batch``). docs/demc.md lists all.
+Defaults reproduce the released behaviour where it changes what is learned: batch-statistics
+descriptors, the height-axis gradient penalty (``gp_legacy``), RMSProp starting at 1. Plain bugs
+are fixed: eval-mode BatchNorm for selection scores and evaluation, step 2 after step 1
+(``step_order=simultaneous`` restores the single snapshot), the first batch stored once
+(``duplicate_first_batch``). docs/demc.md lists every option and its measured effect.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ import torch
 from ..config import MemoryConfig, check_choice, check_nonnegative, check_positive
 from ..errors import ConfigError
 from ..memory import CLUSTER_SELECTIONS, TEMPORARY_MEMORIES, ClusterMemory
+from ..memory.demc import RelativeNoveltyTest
 from .vaegan_training import VAEGANLearner
 
 
@@ -41,11 +47,17 @@ class DEMCMemoryConfig(MemoryConfig):
     duplicate_first_batch: bool = False  # released quirk: the first batch enters the temporary memory twice
     cluster_size: int = 64  # images per memory cluster
     cluster_select: str = "low-error"  # temporary images forming a cluster: low-error (released) | high-error | random
-    novelty_threshold: float = 5.0  # lambda: expand when the novelty exceeds it (nats: KL per latent dim, mean)
+    novelty_test: str = "absolute"  # absolute (released: novelty > lambda) | relative (robust z-score, any scale)
+    novelty_threshold: float = 5.0  # absolute test's lambda: expand when the novelty exceeds it (nats: KL per dim)
+    novelty_window: int = 50  # relative test: checks (since the last expansion) whose median and MAD are the reference
+    novelty_warmup: int = 10  # relative test: checks needed after an expansion before it can fire
+    novelty_z: float = 4.0  # relative test: expand when (log novelty - median) / (1.4826 MAD) exceeds it
+    novelty_min_mad: float = 0.05  # relative test: floor on the MAD of log novelty (log units; a flat history)
     novelty_agg: str = "max"  # over clusters: max (released: far from at least one) | min (paper: far from all)
     novelty_kl: str = "one-sided"  # one-sided KL(cluster || batch) (released "JS") | symmetric (mean of both KLs)
     refresh_stats: bool = False  # re-encode every cluster's images at each novelty check (released: never)
-    novelty_bn: str = "eval"  # BatchNorm for descriptors: eval (running stats) | batch (released: the batch's own)
+    novelty_bn: str = "batch"  # BatchNorm for descriptors: batch (released: the batch's own stats) | eval (running)
+    cluster_descriptor: str = "cluster"  # descriptor from: cluster (released: its own images) | random | temporary-memory
     max_clusters: int = 0  # 0 = unbounded (released); else no expansion once this many clusters exist
 
     def validate(self) -> None:
@@ -53,13 +65,24 @@ class DEMCMemoryConfig(MemoryConfig):
         check_positive("memory.cluster_size", self.cluster_size)
         check_nonnegative("memory.novelty_threshold", self.novelty_threshold)
         check_nonnegative("memory.max_clusters", self.max_clusters)
+        check_positive("memory.novelty_window", self.novelty_window)
+        check_positive("memory.novelty_warmup", self.novelty_warmup)
+        check_nonnegative("memory.novelty_z", self.novelty_z)
+        check_positive("memory.novelty_min_mad", self.novelty_min_mad)
+        check_choice("memory.novelty_test", self.novelty_test, ("absolute", "relative"))
+        check_choice("memory.cluster_descriptor", self.cluster_descriptor, ("cluster", "random", "temporary-memory"))
         check_choice("memory.temp_policy", self.temp_policy, tuple(TEMPORARY_MEMORIES))
         check_choice("memory.cluster_select", self.cluster_select, tuple(CLUSTER_SELECTIONS))
         check_choice("memory.novelty_agg", self.novelty_agg, ("max", "min"))
         check_choice("memory.novelty_kl", self.novelty_kl, ("one-sided", "symmetric"))
-        check_choice("memory.novelty_bn", self.novelty_bn, ("eval", "batch"))
+        check_choice("memory.novelty_bn", self.novelty_bn, ("batch", "eval"))
         if self.cluster_size > self.temp_capacity:
             raise ConfigError("memory.cluster_size must not exceed memory.temp_capacity (clusters come from it)")
+        if self.novelty_warmup > self.novelty_window:
+            raise ConfigError("memory.novelty_warmup must not exceed memory.novelty_window")
+        if self.refresh_stats and self.cluster_descriptor != "cluster":
+            raise ConfigError("memory.refresh_stats re-encodes each cluster's own images: it needs "
+                              "memory.cluster_descriptor=cluster")
 
 
 class DEMC(VAEGANLearner):
@@ -74,6 +97,8 @@ class DEMC(VAEGANLearner):
         self.clusters = ClusterMemory(m.cluster_size, model.x_dim, m.novelty_kl, m.novelty_agg, m.max_clusters,
                                       device=self.device)
         self.selection = CLUSTER_SELECTIONS[m.cluster_select]()
+        # the relative test's history is kept whichever test decides, so every check logs its z-score
+        self.relative = RelativeNoveltyTest(m.novelty_window, m.novelty_warmup, m.novelty_z, m.novelty_min_mad)
         self.log: list[dict] = []  # one entry per novelty check (written to events.jsonl)
 
     def observe(self, x: torch.Tensor) -> dict[str, float]:
@@ -92,12 +117,21 @@ class DEMC(VAEGANLearner):
                 self.clusters.set_descriptors(torch.cat([f[0] for f in fresh]), torch.cat([f[1] for f in fresh]))
             d = self.clusters.distances(mu, sigma) if self.clusters.num_clusters else torch.zeros(0, device=x.device)
             novelty = self.clusters.aggregate(d)  # inf with no cluster yet: the first one is always made
-            expanded = novelty > m.novelty_threshold
+            z = self.relative.score(novelty) if len(d) else None  # None while the relative test warms up
+            if not len(d):
+                expanded = True
+            elif m.novelty_test == "relative":
+                expanded = self.relative.fires(z)
+            else:
+                expanded = novelty > m.novelty_threshold
             event = {"arrival": self.arrivals, "novelty": novelty if len(d) else None,
                      "novelty_min": float(d.min()) if len(d) else None,
-                     "novelty_max": float(d.max()) if len(d) else None, "expanded": expanded}
+                     "novelty_max": float(d.max()) if len(d) else None, "z": z, "expanded": expanded}
             if expanded:
                 self.make_cluster()
+                self.relative.reset()  # one cluster more: a new statistic, a new reference
+            else:
+                self.relative.push(novelty)
             self.log.append({**event, "clusters": self.clusters.num_clusters})
         logs: dict[str, float] = {}
         # 3. train on M^t and every cluster (skipped at an expansion, as released)
@@ -111,8 +145,15 @@ class DEMC(VAEGANLearner):
         """A new cluster from M^t (by reconstruction error, as selected), then M^t is emptied."""
         data = self.temp.data
         errors = self.model.recon_error(data, self.generator)  # (N,): one stochastic latent draw each
-        idx = self.selection.select(errors, self.cfg.memory.cluster_size, self.generator)
-        mu, sigma = self.latent_stats(data[idx])
+        m = self.cfg.memory
+        idx = self.selection.select(errors, m.cluster_size, self.generator)
+        if m.cluster_descriptor == "cluster":  # released: the cluster's own (by default lowest-error) images
+            described = data[idx]
+        elif m.cluster_descriptor == "random":  # as many random M^t images: like the incoming batch's
+            described = data[torch.randperm(len(data), generator=self.generator, device=data.device)[: m.cluster_size]]
+        else:  # temporary-memory: all of M^t
+            described = data
+        mu, sigma = self.latent_stats(described)
         self.clusters.add(data[idx], mu, sigma)
         self.temp.clear()
 
@@ -133,9 +174,12 @@ class DEMC(VAEGANLearner):
         return {"temporary": self.temp.data, "clusters": self.clusters.data}
 
     def extra_state(self) -> dict:
-        return {"temp": self.temp.state_dict(), "clusters": self.clusters.state_dict(), "log": self.log}
+        return {"temp": self.temp.state_dict(), "clusters": self.clusters.state_dict(), "log": self.log,
+                "relative": self.relative.state_dict()}
 
     def load_extra_state(self, state: dict) -> None:
         self.temp.load_state_dict(state["temp"])
         self.clusters.load_state_dict(state["clusters"])
         self.log = list(state["log"])
+        if "relative" in state:  # checkpoints written before the relative test have no history
+            self.relative.load_state_dict(state["relative"])

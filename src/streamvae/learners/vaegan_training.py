@@ -31,10 +31,11 @@ class VAEGANTrainingConfig(LearnerConfig):
     gan_lr: float = 1e-4  # RMSProp learning rate of the critic and of generator+encoder (step 1)
     rmsprop_alpha: float = 0.9  # RMSProp decay (TF1 default)
     rmsprop_eps: float = 1e-10  # RMSProp epsilon (TF1 default)
+    rmsprop_init: str = "one"  # RMSProp squared-gradient average at the start: one (released TF1) | zero (PyTorch)
     kl_weight: float = 0.1  # weight of the KL in L_vae (released KLThreshold)
     vae_weight: float = 1.0  # weight of L_vae inside the generator loss L_g
     gp_weight: float = 10.0  # weight of the gradient penalty in the critic loss
-    gp_legacy: bool = False  # released penalty: one eps per batch, norm over the image height only (a bug)
+    gp_legacy: bool = True  # released penalty (one eps per batch, norm over the image height only) | false: standard
     inference_step: bool = True  # step 2: the encoder alone on L_inf = L_vae (released SVHN/CIFAR: absent)
     step_order: str = "sequential"  # sequential (paper: step 2 after step 1) | simultaneous (released: same snapshot)
     augment: bool = True  # augment every training batch (released: Keras ImageDataGenerator)
@@ -52,6 +53,24 @@ class VAEGANTrainingConfig(LearnerConfig):
             if not 0 <= v < 1:
                 raise ConfigError(f"learner.{key} must be in [0, 1), got {v}")
         check_choice("learner.step_order", self.step_order, ("sequential", "simultaneous"))
+        check_choice("learner.rmsprop_init", self.rmsprop_init, ("one", "zero"))
+
+
+def start_square_avg_at_one(optimizer: torch.optim.RMSprop) -> None:
+    """Fill a fresh RMSprop's state as TF1 does (squared-gradient average = 1, step 0), before any step.
+
+    PyTorch creates the state lazily at the first step (zeros) and skips parameters whose state
+    exists; the first steps are then lr * g / sqrt(alpha + (1 - alpha) g^2) instead of about
+    lr / sqrt(1 - alpha). The state is the optimiser's own, so checkpoints save and restore it.
+    """
+    for group in optimizer.param_groups:
+        if group["momentum"] > 0 or group["centered"]:
+            raise ValueError("start_square_avg_at_one supports plain RMSprop only (no momentum, not centered)")
+        for p in group["params"]:
+            state = optimizer.state[p]
+            if not state:
+                state["step"] = torch.tensor(0.0)
+                state["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
 
 
 class VAEGANLearner(Learner):
@@ -74,6 +93,9 @@ class VAEGANLearner(Learner):
         # fused: the same Adam arithmetic in one kernel (about 5x faster on CPU)
         self.inference_optimizer = torch.optim.Adam(self.encoder_params, lr=c.lr, betas=(c.beta1, c.beta2),
                                                     fused=True)
+        if c.rmsprop_init == "one":  # TF1's RMSPropOptimizer starts its "rms" slot at 1: small first steps
+            for opt in (self.critic_optimizer, self.optimizer):
+                start_square_avg_at_one(opt)
 
     # -- one update: step 1 (critic, then G + E), step 2 (E alone) --------------------------------
     def update(self, x: torch.Tensor) -> dict[str, float]:

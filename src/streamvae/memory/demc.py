@@ -10,6 +10,10 @@
   dimensions of KL(cluster || batch) (or the symmetric KL), aggregated over clusters by max
   (released) or min (paper's intent). Which images form a cluster is a selection rule on per-image
   reconstruction errors.
+* ``RelativeNoveltyTest``: an alternative to the released absolute threshold that works whatever
+  the scale of the statistic (budget, BatchNorm mode): a robust z-score of log(novelty) against the
+  median and MAD of the last ``window`` checks since the last expansion, firing above ``z_threshold``
+  once ``warmup`` checks are in.
 
 Memories never call the model: encoder statistics and errors are computed by the learner.
 
@@ -18,8 +22,11 @@ Memories never call the model: encoder statistics and errors are computed by the
     idx = CLUSTER_SELECTIONS["low-error"]().select(errors, 64, g)   # errors: (N,) from the learner
     clusters.add(temp.data[idx], mu[idx], sigma[idx])         # mu, sigma: (N, Z) encoder statistics
     novel, value = clusters.is_novel(mu_batch, sigma_batch, threshold=5.0)
+    test = RelativeNoveltyTest(window=50, warmup=10, z_threshold=4.0); z = test.score(value)
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -149,7 +156,9 @@ class ClusterMemory:
         return self.max_clusters > 0 and self.num_clusters >= self.max_clusters
 
     def add(self, images: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> int:
-        """New cluster from ``images: (cluster_size, D)`` and their encoder statistics ``(cluster_size, Z)``.
+        """New cluster from ``images: (cluster_size, D)``; its descriptor is the mean of the encoder
+        statistics ``mu, sigma: (N, Z)`` (released: those of the cluster's own images, N = cluster_size;
+        the learner may pass those of other images, see ``memory.cluster_descriptor``).
 
         Returns the new cluster count.
         """
@@ -192,6 +201,57 @@ class ClusterMemory:
         device = self.images.device  # a checkpoint is read onto the CPU: back to where the memory lives
         self.images = state["images"].to(device, copy=True)
         self.means, self.stds = state["means"].to(device, copy=True), state["stds"].to(device, copy=True)
+
+
+def _median(x: torch.Tensor) -> float:
+    """The usual median of a 1-d tensor (the mean of the two middle values for an even length)."""
+    v, n = x.sort().values, len(x)
+    return float(v[n // 2]) if n % 2 else float(v[n // 2 - 1: n // 2 + 1].mean())
+
+
+class RelativeNoveltyTest:
+    """Is a novelty value unusually high for this stream? A robust z-score in log space.
+
+    ``z = (log v - median(H)) / (1.4826 * max(MAD(H), min_mad))`` where H holds the log novelty of
+    the last ``window`` checks since the last expansion (after an expansion the statistic is a
+    different function: one cluster more, a cleared temporary memory). No decision (``None``)
+    until ``warmup`` values are in. Scale-free: the same setting works whether the KL is 1e-4
+    (batch-statistics BatchNorm) or 0.1 (running statistics), and slow encoder drift moves the
+    median with it.
+    """
+
+    _TINY = 1e-30  # numerical floor before the log (a KL of exactly 0 would give -inf)
+
+    def __init__(self, window: int, warmup: int, z_threshold: float, min_mad: float):
+        if not 1 <= warmup <= window:
+            raise ValueError(f"need 1 <= warmup ({warmup}) <= window ({window})")
+        self.window, self.warmup, self.z_threshold, self.min_mad = window, warmup, z_threshold, min_mad
+        self.history: list[float] = []  # log novelty of the checks since the last reset, the last `window`
+
+    def score(self, value: float) -> float | None:
+        """The robust z-score of ``value`` against the history; ``None`` while warming up."""
+        if len(self.history) < self.warmup:
+            return None
+        h = torch.tensor(self.history, dtype=torch.float64)
+        median = _median(h)
+        mad = _median((h - median).abs())
+        return (math.log(max(value, self._TINY)) - median) / (1.4826 * max(mad, self.min_mad))
+
+    def fires(self, z: float | None) -> bool:
+        return z is not None and z > self.z_threshold
+
+    def push(self, value: float) -> None:
+        """Add a checked value (one that did not fire) to the history."""
+        self.history = (self.history + [math.log(max(value, self._TINY))])[-self.window:]
+
+    def reset(self) -> None:
+        self.history = []
+
+    def state_dict(self) -> dict:
+        return {"history": list(self.history)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = [float(v) for v in state["history"]]
 
 
 # -- which temporary-memory images form a new cluster ----------------------------------------------

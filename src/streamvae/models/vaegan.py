@@ -6,8 +6,8 @@ The generator is also the VAE decoder. Two image sizes, picked from the stream's
   -> FC 64 BN -> (mu, softplus sigma); G (InfoGAN) = FC 1024 BN -> FC 7*7*128 BN -> deconv 64 BN
   -> deconv C, sigmoid; D = conv 64 -> conv 128 BN -> FC 1024 BN -> FC 1 (raw score).
 * ``(C, 32, 32)``, latent 200 (SVHN, CIFAR-10): E = conv3x3/2 64, 128, 256, 512 (BN) -> FC 1024 ->
-  heads; G = FC 8*8*256 BN -> deconv/2, deconv/1, deconv/2, deconv/1 (256 channels, BN) -> deconv C,
-  sigmoid; D = conv3x3/2 64, 128, 256, 512 (BN) -> FC 1024 -> FC 1.
+  heads; G = FC 8*8*256, BN per channel -> deconv/2, deconv/1, deconv/2, deconv/1 (256 channels, BN)
+  -> deconv C, sigmoid; D = conv3x3/2 64, 128, 256, 512 (BN) -> FC 1024 -> FC 1.
 
 lReLU slope 0.2; BatchNorm (momentum 0.1 = TF decay 0.9, eps 1e-5) with the normal train/eval
 behaviour: ``sample``, ``reconstruct`` and statistics taken by a learner run in eval mode.
@@ -129,8 +129,8 @@ class Generator32(nn.Module):
             return [nn.ConvTranspose2d(ch, ch, 3, stride, 1, output_padding=stride - 1), nn.BatchNorm2d(ch), nn.ReLU()]
 
         self.body = nn.Sequential(
-            nn.Linear(latent, ch * 8 * 8), nn.BatchNorm1d(ch * 8 * 8), nn.ReLU(),
-            nn.Unflatten(1, (ch, 8, 8)),
+            nn.Linear(latent, ch * 8 * 8), nn.Unflatten(1, (ch, 8, 8)),
+            nn.BatchNorm2d(ch), nn.ReLU(),                                   # per channel, as released
             *up(2), *up(1), *up(2), *up(1),                                  # (B, ch, 32, 32)
             nn.ConvTranspose2d(ch, c, 3, 1, 1), nn.Sigmoid())                # (B, C, 32, 32)
 

@@ -256,6 +256,50 @@ def plot_expansion_statistic(run: Run) -> Figure | None:
     return fig
 
 
+def plot_novelty_over_stream(runs: list[Run], window: int = 2) -> Figure | None:
+    """DEMC's novelty checks (events.jsonl): the statistic (log scale) with the absolute threshold,
+    and its robust z-score with the relative threshold; expansions marked, task boundaries dashed.
+    The legend gives each run's detected switches and false alarms (a switch counts when the check
+    at the boundary batch or one of the ``window`` checks after it expands:
+    :func:`streamvae.evaluation.novelty.novelty_detection`)."""
+    from ..evaluation.novelty import novelty_detection
+
+    with_checks = [run for run in runs if any(e.get("novelty") is not None for e in run.events)]
+    if not with_checks:
+        return None
+    fig = Figure(figsize=(9.4, 5.4), layout="constrained")
+    ax_v, ax_z = fig.subplots(2, 1, sharex=True)
+    for run, color in zip(with_checks, _colors(len(with_checks))):
+        ev = [e for e in run.events if e.get("novelty") is not None]
+        memory = run.config.get("memory", {})
+        label = run.label
+        if run.task_ends:
+            score = novelty_detection(run.events, run.task_ends, window)
+            label += f" ({memory.get('novelty_test', 'absolute')}: {score['detected']}/{score['switches']} " \
+                     f"switches, {score['false_alarms']} false alarms)"
+        x = _images(run, [e["arrival"] for e in ev])
+        ax_v.plot(x, [e["novelty"] for e in ev], ".", ms=3, color=color, label=label)
+        zs = [(xi, e["z"]) for xi, e in zip(x, ev) if e.get("z") is not None]
+        ax_z.plot([p[0] for p in zs], [p[1] for p in zs], ".", ms=3, color=color)
+        grown = [(xi, e) for xi, e in zip(x, ev) if e.get("expanded")]
+        ax_v.plot([g[0] for g in grown], [g[1]["novelty"] for g in grown], "^", ms=7, color=color)
+        ax_z.plot([g[0] for g in grown if g[1].get("z") is not None],
+                  [g[1]["z"] for g in grown if g[1].get("z") is not None], "^", ms=7, color=color)
+        if "novelty_threshold" in memory:
+            ax_v.axhline(memory["novelty_threshold"], color=color, lw=0.8, ls=":")
+        if "novelty_z" in memory:
+            ax_z.axhline(memory["novelty_z"], color=color, lw=0.8, ls=":")
+    ax_v.set_yscale("log")
+    for ax in (ax_v, ax_z):
+        _task_boundaries(ax, with_checks[0])
+    ax_v.set_ylabel("novelty (KL per latent dim)", fontsize=8)
+    ax_z.set_ylabel("robust z of log novelty", fontsize=8)
+    ax_z.set_xlabel("images seen (dashed: task boundaries; dotted: thresholds; triangles: expansions)")
+    ax_v.set_title("novelty checks along the stream", fontsize=9)
+    _legend(ax_v)
+    return fig
+
+
 def _legend(ax) -> None:
     """The legend right of the axes, so it never hides a curve."""
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -157,6 +157,8 @@ def build_report(runs: list[Run]) -> Document:
     for run in runs:
         doc.figure(f"{_slug(run.label)}-expansion.png", plots.plot_expansion_statistic(run),
                    f"{run.label}: the expansion statistic R at each test (events.jsonl)")
+    doc.figure("novelty.png", plots.plot_novelty_over_stream(runs),
+               "DEMC's novelty statistic and its z-score at every check (events.jsonl), with the thresholds")
 
     doc.heading(2, "Per task")
     for metric in ("ll", "recon_sse", "probe_linear"):

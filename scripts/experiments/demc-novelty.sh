@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# DEMC issue 11: does the novelty test find the task switches, and what do the released-vs-fixed
+# options do to recon_sse? Short runs on a 1/5-size Split Fashion stream (1,200 images per class,
+# 37.5 arrivals per task, 187 arrivals) at the `fast` budget (half width, 6 updates per arrival),
+# one thread each, no FID or probes. A finished run is skipped, so the script can be restarted.
+#   OUT=runs/demc-dev bash scripts/experiments/demc-novelty.sh [TAG ...]
+#   .venv/bin/python scripts/experiments/demc-novelty-table.py runs/demc-dev/*/   # the table
+# SRC (optional) pins the code the runs import (e.g. a copy of src/), as in issue9.sh.
+# The z-score of every check is logged whatever the test, so the absolute runs also show where the
+# relative test would first have fired.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-runs/demc-dev}
+PY=${PY:-.venv/bin/python}
+if [ -n "${SRC:-}" ]; then export PYTHONPATH="$SRC"; fi
+mkdir -p "$OUT"
+# every novelty setting is pinned here, so that the runs do not depend on the config's `fast` preset
+COMMON="budget=fast threads=1 stream.samples_per_class=1200 eval.fid=false eval.probe=false eval.test_size=2000
+eval.curve_test_size=500 memory.novelty_test=absolute memory.novelty_threshold=5.0 memory.novelty_bn=batch
+memory.cluster_descriptor=cluster memory.novelty_window=50 memory.novelty_warmup=10 memory.novelty_z=3.0"
+
+# tag | overrides (on configs/split_fashion/demc.yaml, after COMMON)
+EXPERIMENTS=(
+  "released|"
+  "abs-eval-0.25|memory.novelty_bn=eval memory.novelty_threshold=0.25"
+  "rel-eval-random|memory.novelty_test=relative memory.novelty_bn=eval memory.cluster_descriptor=random"
+  "rel-batch-random|memory.novelty_test=relative memory.cluster_descriptor=random"
+  "rel-eval-cluster|memory.novelty_test=relative memory.novelty_bn=eval"
+  "gp-standard|learner.gp_legacy=false"
+  "rmsprop-zero|learner.rmsprop_init=zero"
+  "gp-standard-vae0.19|learner.gp_legacy=false learner.vae_weight=0.19"
+)
+
+want=" $* "
+for e in "${EXPERIMENTS[@]}"; do
+  IFS='|' read -r tag sets <<<"$e"
+  [ $# -gt 0 ] && [[ "$want" != *" $tag "* ]] && continue
+  dir="$OUT/$tag"
+  if [ -f "$dir/results.json" ]; then echo "skip $tag (finished)"; continue; fi
+  args=()
+  for s in $COMMON $sets; do args+=(--set "$s"); done
+  echo "$(date -u +%FT%TZ) start $tag" | tee -a "$OUT/chain.log"
+  $PY -m streamvae.cli run configs/split_fashion/demc.yaml "${args[@]}" --no-progress --out "$dir" \
+    >"$OUT/$tag.log" 2>&1
+  echo "$(date -u +%FT%TZ) end $tag rc=$?" | tee -a "$OUT/chain.log"
+done
