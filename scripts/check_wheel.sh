@@ -24,8 +24,8 @@ isolation=--no-build-isolation
 "$PY" -c "import setuptools" 2>/dev/null || isolation=  # else pip fetches setuptools for the build
 "$PY" -m pip wheel --no-deps $isolation -q -w "$tmp/dist" "$tmp/src"
 wheel=$(ls "$tmp"/dist/streamvae-*.whl)
-"$PY" -m zipfile -l "$wheel" | grep -q "streamvae/native/bernoulli.c" \
-  || { echo "check_wheel: FAILED: streamvae/native/bernoulli.c is not in $(basename "$wheel")"; exit 1; }
+"$PY" -c 'import sys, zipfile; sys.exit("streamvae/native/bernoulli.c" not in zipfile.ZipFile(sys.argv[1]).namelist())' \
+  "$wheel" || { echo "check_wheel: FAILED: streamvae/native/bernoulli.c is not in $(basename "$wheel")"; exit 1; }
 
 "$PY" -m venv "$tmp/venv"
 if [ "${FULL:-0}" = 1 ]; then
