@@ -57,6 +57,8 @@ def test_the_linear_probe_is_deterministic():
 class Constant(torch.nn.Module):
     """A stand-in component: encoder mean ``value`` everywhere, and a given ELBO per image."""
 
+    has_likelihood = True
+
     def __init__(self, value: float, elbo: torch.Tensor):
         super().__init__()
         self.value, self.scores = value, elbo

@@ -34,9 +34,9 @@ def score_components(components: list, x: torch.Tensor, k: int, generator: torch
                      chunk_rows: int = 32768) -> dict[str, torch.Tensor]:
     """Per-image scores: ``ll`` (selected or single), ``mixture``, ``choice`` and ``sse``.
 
-    Models without a likelihood (no ``log_weights``: the VAE-GAN) get ``sse`` only.
+    Models without a likelihood (``has_likelihood`` False: the VAE-GAN) get ``sse`` only.
     """
-    if not all(hasattr(c, "log_weights") for c in components):
+    if not all(c.has_likelihood for c in components):
         if len(components) != 1:
             raise ValueError("only a single model without log_weights can be scored")
         return {"sse": recon_sse(components[0], x)}

@@ -70,7 +70,7 @@ def encoder_means(components, x: torch.Tensor, choose: str = "selected", samples
 def _fit(component, x: torch.Tensor, samples: int, generator: torch.Generator | None) -> torch.Tensor:
     """How well a component explains each image, ``(b,)``: its ELBO, or minus the reconstruction SSE
     for models without one."""
-    if hasattr(component, "elbo"):
+    if component.has_likelihood:
         return component.elbo(x, samples, generator)
     return -((component.reconstruct(x) - x) ** 2).sum(-1)
 

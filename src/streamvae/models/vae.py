@@ -31,6 +31,8 @@ class VAE(nn.Module):
     draws, same terms, fp32 rounding apart); a setting, not a parameter (not in the state dict).
     """
 
+    has_likelihood = True  # capability: log_weights / elbo exist (the evaluator scores ll_iw{k})
+
     def __init__(self, cfg: ModelConfig, x_dim: int = 784,
                  shared: tuple[nn.Module, nn.Module] | None = None, native: bool = False):
         super().__init__()

@@ -184,6 +184,8 @@ def frozen_bn_statistics(module: nn.Module):
 class VAEGAN(nn.Module):
     """Encoder + generator/decoder + WGAN critic on flattened images ``x: (B, C*H*W)`` in [0, 1]."""
 
+    has_likelihood = False  # capability: no log_weights / elbo; scored by reconstruction and FID/IS
+
     def __init__(self, cfg: ModelConfig, shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
         c, h, w = shape
