@@ -77,4 +77,19 @@ assert torch.allclose(fast, ref, rtol=1e-5, atol=2e-3), float((fast - ref).abs()
 print(f"check_wheel: ok: {pkg} built and uses {built[0].name}; same log-weights as the reference "
       f"(max |diff| {float((fast - ref).abs().max()):.1e})")
 EOF
+# the README's promise for a regular install: a shipped config by name, a smoke run, the native path
+if [ -d /usr/share/datasets/fashion-mnist ] || [ -n "${STREAMVAE_DATA:-}" ]; then
+  STREAMVAE_CACHE="$tmp/cache" "$tmp/venv/bin/streamvae" run split_fashion/reservoir --set budget=smoke \
+    --no-progress --out "$tmp/run" >/dev/null
+  "$tmp/venv/bin/python" - "$tmp/run/results.json" <<'EOF2'
+import json, sys
+r = json.load(open(sys.argv[1]))
+from streamvae.native import clib
+want = "native" if clib._compiler() is not None else "torch"
+assert r["kernels"].startswith(want), f"the smoke run from the wheel used {r['kernels']!r}, expected {want}"
+print(f"check_wheel: ok: streamvae run split_fashion/reservoir from the wheel, kernels {r['kernels']!r}")
+EOF2
+else
+  echo "check_wheel: smoke run SKIPPED: no Fashion-MNIST (apt-get install dataset-fashion-mnist)"
+fi
 echo "check_wheel: $(( $(date +%s) - t0 )) s"
