@@ -25,6 +25,9 @@ EXPERIMENTS=(
   "res-fast-s1|split_fashion/reservoir|budget=fast seed=1"
   "res-fast-s2|split_fashion/reservoir|budget=fast seed=2"
   "dyn-k2-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.max_components=2"
+  # the expansion machinery alone (K <= 2): shared layers left trainable, or a warm-up before the first expansion
+  "dyn-k2-unfrozen-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.max_components=2 learner.freeze_shared=false"
+  "dyn-k2-warm100-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.max_components=2 learner.expansion_warmup=100"
 )
 
 want=" $* "
