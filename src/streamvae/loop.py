@@ -194,6 +194,8 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a run directory; choose another --out")
     stream, learner = build(cfg, data_root)  # before the directory exists: a failed start leaves nothing
+    if cfg.progress:
+        print(banner(cfg, stream, learner, run_dir, resume), file=sys.stderr, flush=True)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -220,6 +222,7 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
     path = "native" if use_kernels(cfg) else "torch"
     kernel_paths = [[0, path]]  # [first arrival, path] of each stretch of the run
     metrics_path = run_dir / "metrics.jsonl"
+    train_path = run_dir / "train.jsonl"  # one line per arrival: the learner's logs (loss, memory sizes, ...)
     config_history: list[dict] = []  # accepted config.yaml edits on resume: {"arrival", "changes"}
     if resume:
         ckpt = load_checkpoint(run_dir / "checkpoint.pt")
@@ -237,11 +240,15 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
         # drop evaluation lines written after the checkpoint, and the final line of a run killed while
         # writing its results: they will be recomputed identically (the final line is written once)
         write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r["arrival"] <= start and not r.get("final")])
+        write_jsonl(train_path, [r for r in _read_train_log(train_path) if r["arrival"] <= start])
     else:
         atomic_write_text(run_dir / "config.yaml", C.to_yaml(cfg))
         write_jsonl(metrics_path, [])
+        write_jsonl(train_path, [])
 
     def checkpoint(arrival: int, wall: float) -> None:
+        if getattr(learner, "log", None) is not None:  # events so far (the final one is written at the end)
+            write_jsonl(run_dir / "events.jsonl", learner.log)
         save_checkpoint(run_dir / "checkpoint.pt", {
             "config": C.to_dict(cfg), "arrival": arrival, "wall_s": wall, "learner": learner.state_dict(),
             "native_kernels": path == "native", "kernel_paths": kernel_paths,
@@ -260,13 +267,21 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
     bar = _progress(cfg, start, n)
     live = _tensorboard(cfg, stream, run_dir, start if resume else None)  # None unless cfg.tensorboard
     t0 = time.perf_counter()
+    train_log = open(train_path, "a")
     try:
         for t in range(start, n):
             batch = stream.batch(t)
             logs = learner.observe(batch.x.to(learner.device))  # images only: labels and tasks stay with the evaluator
             done = t + 1
+            train_log.write(json.dumps({"arrival": done, "steps": learner.steps, **_plain(logs)}) + "\n")
+            train_log.flush()  # a kill loses at most this line (resume rewrites the file up to its checkpoint)
             if done in points and done < n:
+                if bar is not None:
+                    bar.set_description(f"{cfg.learner.name}: evaluating")
                 row = evaluate_point(cfg, learner, stream, curve_test, done, final=False)
+                if bar is not None:
+                    bar.set_description(cfg.learner.name)
+                    bar.write(_eval_line(row), file=sys.stderr)
                 row["wall_s"] = wall_before + time.perf_counter() - t0
                 _append(metrics_path, row)
                 if live is not None:
@@ -283,6 +298,7 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
                 raise Interrupted(f"interrupted ({stop['signal']}) after arrival {done}/{n}; checkpoint written. "
                                   f"Continue with: streamvae run --resume {run_dir}")
     finally:
+        train_log.close()
         if bar is not None:
             bar.close()
         if live is not None:
@@ -298,7 +314,13 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
     # the final checkpoint comes before the final evaluation and writes: a run killed while writing them
     # resumes from here and recomputes the same final row (written once, whatever is interrupted)
     checkpoint(n, train_wall)
+    if cfg.progress:
+        print(f"final evaluation: k={cfg.eval.iw_samples} on {len(final_test.x)} test images, "
+              f"{len(learner.components())} component(s)...", file=sys.stderr, flush=True)
+    t_eval = time.perf_counter()
     row = evaluate_point(cfg, learner, stream, final_test, n, final=True)
+    if cfg.progress:
+        print(f"{_eval_line(row)} ({time.perf_counter() - t_eval:.0f} s)", file=sys.stderr, flush=True)
     row["wall_s"] = train_wall
     _append(metrics_path, row)
     if live is not None:  # reopened: the loop's writer is closed (appends to the same log)
@@ -375,3 +397,83 @@ def _progress(cfg: C.RunConfig, start: int, n: int):
 
     return tqdm(total=n, initial=start, desc=f"{cfg.learner.name}", unit="batch", file=sys.stderr,
                 dynamic_ncols=True)
+
+
+# -- what a run prints: the start banner and one line per evaluation ---------------------------------
+
+_STEP_S = {"vae": (4.5e-3, 0.3e-3), "mixture": (4.5e-3, 0.3e-3)}  # s per step: base + per MC sample
+_UPDATE_S = {784: 0.35, 3072: 0.7}  # s per full-width VAE-GAN update, by image size
+
+
+def estimate_seconds(cfg: C.RunConfig, learner, steps: int, x_dim: int) -> float:
+    """A rough training time on 2 CPU cores (fp32, native path), from BENCHMARKS.md's per-step costs:
+    a 64-image VAE step costs about 4.5 ms + 0.3 ms per Monte-Carlo sample, a full-width 28x28 VAE-GAN
+    update about 0.35 s (it scales with the width squared). Evaluation, selection events and the
+    machine's own speed come on top: the progress bar's ETA is the measured figure."""
+    kind = type(learner).model_kind
+    if kind == "vaegan":
+        per = _UPDATE_S.get(x_dim, 0.35 * x_dim / 784) * getattr(cfg.model, "width", 1.0) ** 2
+    else:
+        base, per_sample = _STEP_S[kind]
+        samples = getattr(cfg.learner, "elbo_samples", 1)
+        per = (base + per_sample * samples) * getattr(cfg.learner, "minibatch", 64) / 64
+    return steps * per
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def banner(cfg: C.RunConfig, stream: Stream, learner, run_dir: Path, resume: bool) -> str:
+    """The start banner: where the run writes, what it runs, on which data, and about how long."""
+    from .data.datasets import locate
+
+    sources = []
+    for name in cfg.stream.datasets:
+        folder, source = locate(name, stream.data_root)
+        sources.append(f"{name} ({source}: {folder})")
+    lines = [f"streamvae {'resume' if resume else 'run'}: {cfg.name} -> {run_dir}",
+             f"  learner {cfg.learner.name}, budget {cfg.budget}, seed {cfg.seed}, {len(stream)} arrivals of "
+             f"{cfg.stream.batch_size} images; data: {', '.join(sources)}"]
+    steps = learner.planned_steps(len(stream))
+    if steps:
+        est = estimate_seconds(cfg, learner, steps, stream.x_dim)
+        lines.append(f"  about {steps:,} optimiser steps: roughly {_duration(est)} of training on 2 CPU cores "
+                     "(a rough estimate; evaluation extra; the progress bar shows the measured ETA)")
+    if cfg.budget == "paper":
+        lines.append("  budget paper is the released protocol (meant for a GPU); --set budget=fast runs in well "
+                     "under an hour on 2 cores")
+    return "\n".join(lines)
+
+
+def _eval_line(row: dict) -> str:
+    ll = next((k for k in row if k.startswith("ll_iw") and not k.endswith(("_all_tasks", "_mixture", "_selected"))
+               and isinstance(row[k], float)), None)
+    parts = [f"evaluation at arrival {row['arrival']}:"]
+    if ll:
+        parts.append(f"{ll} {row[ll]:.2f}")
+    if isinstance(row.get("recon_sse"), float):
+        parts.append(f"recon_sse {row['recon_sse']:.2f}")
+    parts.append(f"memory {row.get('memory', 0)}, components {row.get('components', 1)}")
+    return " ".join(parts)
+
+
+def _plain(logs: dict) -> dict:
+    return {k: (float(v) if isinstance(v, torch.Tensor) else v) for k, v in logs.items()}
+
+
+def _read_train_log(path: Path) -> list[dict]:
+    """train.jsonl rows; a half-written last line (a kill mid-write) is dropped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows

@@ -227,3 +227,15 @@ def test_data_list_shows_every_dataset(data_root, capsys):
     assert main(["data", "list", "--data-root", data_root]) == 0
     out = capsys.readouterr().out
     assert "fashion" in out and "mnist" in out and "cifar10" in out
+
+
+def test_a_run_prints_a_banner_and_logs_every_arrival(tmp_path, data_root, capsys):
+    code = main(["run", CFG, "--set", "budget=smoke", "--set", "stream.samples_per_class=40", "--set", "eval.every=2",
+                 "--data-root", data_root, "--out", str(tmp_path / "r")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert f"-> {tmp_path / 'r'}" in err and "learner reservoir, budget smoke" in err and "optimiser steps" in err
+    assert "evaluation at arrival 2:" in err and "final evaluation: k=20" in err
+    rows = [json.loads(line) for line in (tmp_path / "r/train.jsonl").read_text().splitlines()]
+    assert [r["arrival"] for r in rows] == list(range(1, 7)) and all("loss" in r for r in rows)
+    assert rows[-1]["steps"] == json.loads((tmp_path / "r/results.json").read_text())["steps"]

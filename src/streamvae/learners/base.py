@@ -65,6 +65,11 @@ class Learner(abc.ABC):
         The loop refuses a run whose learner would never take a step."""
         return None
 
+    def planned_steps(self, arrivals: int) -> int | None:
+        """About how many optimiser steps (updates) a run of ``arrivals`` takes (``None``: unknown);
+        the start banner turns it into an estimated duration."""
+        return None
+
     # -- checkpoints ---------------------------------------------------------------------------
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Every optimiser of the learner, by name (saved and restored with the checkpoint)."""

@@ -47,6 +47,9 @@ class IID(VAELearner):
         self.arrivals += 1
         return {"loss": loss}
 
+    def memory_at(self, t: int) -> int:  # the reservoir's
+        return min(t * self.cfg.stream.batch_size, self.cfg.memory.capacity)
+
     def min_steps_per_arrival(self) -> int | None:
         # the reservoir's steps: none, ever, when its memory + a batch never fill a minibatch
         c = self.cfg

@@ -143,6 +143,13 @@ class OCM(VAELearner):
         return float(torch.stack(per_component).mean())
 
     # -- what the loop and the evaluator ask ---------------------------------------------------
+    def memory_at(self, t: int) -> int:
+        # STM + LTM: the STM fills up to its capacity between events; the LTM grows by at most
+        # max_per_event per event, roughly half of that in practice (Split Fashion fast: ~1,500 by the end)
+        m, b = self.cfg.memory, self.cfg.stream.batch_size
+        events = (t * b) // (m.stm_capacity + b)
+        return min(t * b, m.stm_capacity) // 2 + min(b + events * m.max_per_event // 2, m.ltm_capacity)
+
     def memory_sizes(self) -> dict[str, int]:
         return {"stm": len(self.stm), "ltm": len(self.ltm), "memory": len(self.stm) + len(self.ltm)}
 

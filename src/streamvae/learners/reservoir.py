@@ -39,6 +39,9 @@ class Reservoir(VAELearner):
         self.arrivals += 1
         return {"loss": sum(losses) / len(losses), "memory": len(self.memory)}
 
+    def memory_at(self, t: int) -> int:
+        return min(t * self.cfg.stream.batch_size, self.cfg.memory.capacity)
+
     def min_steps_per_arrival(self) -> int | None:
         # memory + batch never fill a minibatch: no step, ever (else unknown: the first arrivals may take none)
         c = self.cfg

@@ -54,6 +54,14 @@ class VAELearner(Learner):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"adam": self.optimizer}
 
+    def memory_at(self, t: int) -> int:
+        """Images the training set holds besides the batch after ``t`` arrivals (for ``planned_steps``)."""
+        return 0
+
+    def planned_steps(self, arrivals: int) -> int | None:
+        c, b = self.cfg.learner, self.cfg.stream.batch_size
+        return sum(c.epochs_per_arrival * ((b + self.memory_at(t)) // c.minibatch) for t in range(arrivals))
+
     def train_pass(self, data: torch.Tensor, model: torch.nn.Module | None = None) -> float:
         """One shuffled pass over ``data`` (N, D) in minibatches; remainder dropped (as released).
 

@@ -197,6 +197,9 @@ class VAEGANLearner(Learner):
                                 f"try a lower learner.gan_lr (now {c.gan_lr}) or learner.lr (now {c.lr})")
         return logs
 
+    def planned_steps(self, arrivals: int) -> int | None:
+        return self.cfg.learner.updates_per_arrival * arrivals
+
     # -- checkpoint ------------------------------------------------------------------------------
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"critic": self.critic_optimizer, "generator_encoder": self.optimizer,
