@@ -84,7 +84,24 @@ def test_report_reads_a_run_that_is_still_going(smoke_runs, tmp_path):
     lines = (running / "metrics.jsonl").read_text().splitlines()
     (running / "metrics.jsonl").write_text("\n".join(lines[:2]) + "\n")
     assert main(["report", str(running), "--out", str(tmp_path / "r")]) == 0
-    assert "in progress" in (tmp_path / "r" / "report.html").read_text()
+    assert "interrupted" in (tmp_path / "r" / "report.html").read_text()  # nobody holds its lock
+    from streamvae.rundir import RunDirLock
+
+    with RunDirLock(running):  # a live run holds the lock: the report says it is still going
+        assert main(["report", str(running), "--out", str(tmp_path / "r2")]) == 0
+    assert "in progress" in (tmp_path / "r2" / "report.html").read_text()
+
+
+def test_report_shows_a_rescored_checkpoint_as_its_own_row(smoke_runs, tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_runs["dynamic-ocm"], run)
+    final = json.loads((run / "results.json").read_text())
+    (run / "eval.json").write_text(json.dumps({**final, "arrival": final["arrivals"], "ll_iw20": -1.5}))
+    assert main(["report", str(run), "--out", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "(streamvae eval, arrival" in md and "re-scored" in md
 
 
 def test_report_of_a_folder_that_is_no_run_is_one_clear_error(tmp_path, capsys):

@@ -111,11 +111,43 @@ class Run:
                     keys.append(k)
         return keys
 
+    def running(self) -> bool:
+        """True while a streamvae process holds the run directory's lock (reads the lock only)."""
+        import fcntl
+        import os
+
+        lock = self.path / ".lock"
+        if not lock.exists():
+            return False
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+
     def status(self) -> str:
         if self.finished:
             return "finished"
         last = self.rows[-1]["arrival"] if self.rows else 0
-        return f"in progress (last evaluation at arrival {last} of {self.arrivals_total or '?'})"
+        where = f"last evaluation at arrival {last} of {self.arrivals_total or '?'}"
+        if self.running():
+            return f"in progress ({where})"
+        return f"interrupted ({where}; continue with streamvae run --resume {self.path})"
+
+    @property
+    def rescored(self) -> dict | None:
+        """``eval.json`` (written by ``streamvae eval``, e.g. with more importance samples), if any."""
+        path = self.path / "eval.json"
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (json.JSONDecodeError, OSError) as e:
+            raise ReportError(f"{path} is not valid JSON: {e}") from None
 
     def grids(self) -> list[Path]:
         """PNG files of the run directory: the loop's grids first, then any other (per-component grids...)."""

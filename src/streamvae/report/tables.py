@@ -136,12 +136,20 @@ def final_table(runs: list[Run]) -> Table:
         sse_forget = forgetting(results_matrix(run.rows, "recon_sse", seen_only=True), higher_is_better=False)
         probe_forget = forgetting(results_matrix(run.rows, "probe_linear", seen_only=True))
         wall = f.get("train_wall_s", f.get("wall_s"))
-        rows.append([run.label, run.learner, run.budget, "finished" if run.finished else "in progress",
+        status = "finished" if run.finished else run.status().split(" (")[0]
+        rows.append([run.label, run.learner, run.budget, status,
                      _ll_text(f), _ll_text(f, "_mixture") if f.get("components", 1) > 1 else "-",
                      fmt(f.get("recon_sse")), fmt(f.get("probe_linear"), 3), fmt(f.get("probe_knn"), 3),
                      fmt(ll_forget), fmt(sse_forget), fmt(probe_forget, 3), generation_text(f), memory_text(f),
                      fmt(f.get("components")) + (f", {f['clusters']} clusters" if "clusters" in f else ""),
                      fmt(None if wall is None else float(wall), 0)])
+        e = run.rescored
+        if e is not None:  # streamvae eval re-scored a checkpoint: its own row, labelled with what it scored
+            what = f"arrival {e.get('arrival')}" + (" (unfinished)" if e.get("unfinished") else "")
+            rows.append([f"{run.label} (streamvae eval, {what})", run.learner, run.budget, "re-scored",
+                         _ll_text(e), _ll_text(e, "_mixture") if e.get("components", 1) > 1 else "-",
+                         fmt(e.get("recon_sse")), fmt(e.get("probe_linear"), 3), fmt(e.get("probe_knn"), 3),
+                         "-", "-", "-", generation_text(e), memory_text(e), fmt(e.get("components")), "-"])
     return header, rows
 
 
