@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny Fashion-MNIST-format data root written in the real IDX format."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import struct
 from pathlib import Path
@@ -71,3 +72,19 @@ def data_root(tmp_path, monkeypatch) -> str:
     datasets.clear_cache()
     return str(root)
 
+
+@contextlib.contextmanager
+def stream_crashing_at(arrival: int):
+    """Inside the block ``Stream.batch`` raises ``RuntimeError`` at ``arrival``: a simulated crash."""
+    from streamvae.data.streams import Stream
+
+    real = Stream.batch
+
+    def crash(self, t):
+        if t == arrival:
+            raise RuntimeError("simulated crash")
+        return real(self, t)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Stream, "batch", crash)
+        yield

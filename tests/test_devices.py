@@ -14,7 +14,7 @@ from streamvae.data.streams import Stream
 from streamvae.devices import resolve_device
 from streamvae.errors import ConfigError
 
-from .conftest import REPO
+from .conftest import REPO, stream_crashing_at
 
 CFG = str(REPO / "configs/split_fashion/reservoir.yaml")
 SMOKE = ["--set", "budget=smoke", "--set", "stream.samples_per_class=40", "--set", "eval.every=2", "--set",
@@ -79,17 +79,8 @@ def test_no_tensor_is_made_off_the_run_device(name, data_root):
 
 def test_a_run_resumed_on_another_device_reseeds_and_says_so(tmp_path, data_root, monkeypatch):
     """A checkpoint written on CUDA (a CUDA generator state) continues on the CPU."""
-    real_batch = Stream.batch
-
-    def crash_at_4(self, t):
-        if t == 4:
-            raise RuntimeError("simulated crash")
-        return real_batch(self, t)
-
-    monkeypatch.setattr(Stream, "batch", crash_at_4)
-    with pytest.raises(RuntimeError):
+    with stream_crashing_at(4), pytest.raises(RuntimeError):
         run_cli(tmp_path, data_root, "moved")
-    monkeypatch.setattr(Stream, "batch", real_batch)
     path = tmp_path / "moved" / "checkpoint.pt"
     ckpt = torch.load(path, weights_only=False)
     assert ckpt["learner"]["device"] == "cpu" and ckpt["learner"]["devices"] == [[0, "cpu"]]

@@ -95,22 +95,12 @@ def is_finished(run_dir: str | Path) -> bool:
     return (Path(run_dir) / "results.json").is_file()
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix.rstrip("."): d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
-    return out
 
 
 def config_changes(saved: dict, current: dict) -> dict[str, list]:
     """``{dotted key: [checkpoint value, config.yaml value]}`` for every field that differs, run-environment
     fields (:data:`ENV_FIELDS`) left out. A key missing on one side shows as ``None`` there."""
-    a, b = _flatten(saved), _flatten(current)
+    a, b = C.flatten(saved), C.flatten(current)
     return {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b))
             if k not in ENV_FIELDS and a.get(k) != b.get(k)}
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import yaml
 
+from .config import flatten
 from .errors import ConfigError
 
 LOG = "run.log"  # each run's stdout + stderr, appended to by every attempt
@@ -208,7 +209,7 @@ def mismatch(spec: RunSpec, run_dir: Path) -> str | None:
         have = identity(yaml.safe_load(path.read_text()) or {})
     except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
         return f"{path} is unreadable"
-    flat_have, flat_want = _flatten(have), _flatten(spec.expected)
+    flat_have, flat_want = flatten(have), flatten(spec.expected)
     diff = sorted(k for k in set(flat_have) | set(flat_want) if flat_have.get(k) != flat_want.get(k))
     if not diff:
         return None
@@ -216,14 +217,6 @@ def mismatch(spec: RunSpec, run_dir: Path) -> str | None:
     return f"{run_dir} holds a run of another configuration ({shown})"
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def command(spec: RunSpec, run_dir: Path, threads: int, data_root: str | None = None,

@@ -14,7 +14,7 @@ from streamvae.cli import main
 from streamvae.data.streams import Stream
 from streamvae.learners import LEARNERS
 
-from ..conftest import REPO
+from ..conftest import REPO, stream_crashing_at
 
 CFG = str(REPO / "configs/split_fashion/reservoir.yaml")
 SMOKE = ["--set", "budget=smoke", "--set", "stream.samples_per_class=40", "--set", "eval.every=2", "--no-progress"]
@@ -103,17 +103,8 @@ def test_native_and_torch_runs_give_the_same_numbers(tmp_path, data_root, cfg):
 def test_resume_on_the_other_path_is_recorded_and_gives_the_same_numbers(tmp_path, data_root, monkeypatch):
     code, full = run_cli(tmp_path, data_root, "full", "--set", "kernels=torch")
     assert code == 0
-    real_batch = Stream.batch
-
-    def crash_at_4(self, t):
-        if t == 4:
-            raise RuntimeError("simulated crash")
-        return real_batch(self, t)
-
-    monkeypatch.setattr(Stream, "batch", crash_at_4)
-    with pytest.raises(RuntimeError):
+    with stream_crashing_at(4), pytest.raises(RuntimeError):
         run_cli(tmp_path, data_root, "crashed", "--set", "kernels=torch")
-    monkeypatch.setattr(Stream, "batch", real_batch)
     crashed = tmp_path / "crashed"
     config = crashed / "config.yaml"
     config.write_text(config.read_text().replace("kernels: torch", "kernels: native"))

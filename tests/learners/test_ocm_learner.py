@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from streamvae.cli import main
 from streamvae.registry import load_config
 from streamvae.loop import build
 
-from ..conftest import REPO, write_domain_root
+from ..conftest import REPO, stream_crashing_at, write_domain_root
 
 DYN = str(REPO / "configs/split_fashion/dynamic-ocm.yaml")
 
@@ -64,20 +65,8 @@ def test_resume_after_an_expansion_equals_an_uninterrupted_run(tmp_path, data_ro
     full = json.loads((tmp_path / "full/results.json").read_text())
     assert full["components"] >= 2
 
-    from streamvae.data.streams import Stream
-    real = Stream.batch
-
-    def crash(self, t):
-        if t == 5:
-            raise RuntimeError("simulated crash")
-        return real(self, t)
-
-    monkeypatch.setattr(Stream, "batch", crash)
-    try:
+    with stream_crashing_at(5), pytest.raises(RuntimeError):
         main(["run", *args, "--out", str(tmp_path / "part")])
-    except RuntimeError:
-        pass
-    monkeypatch.setattr(Stream, "batch", real)
     ckpt = torch.load(tmp_path / "part/checkpoint.pt", weights_only=False)
     assert ckpt["arrival"] == 5 and ckpt["learner"]["extra"]["n_components"] >= 2
     assert main(["run", "--resume", str(tmp_path / "part"), "--data-root", data_root]) == 0

@@ -18,7 +18,7 @@ from streamvae.data.streams import Stream
 from streamvae.learners import LEARNERS
 from streamvae.rundir import RunDirLock
 
-from ..conftest import REPO
+from ..conftest import REPO, stream_crashing_at
 from ..e2e.test_cli import CFG, SMOKE, comparable, run_cli
 
 # these tests are about files, not numbers: no native build, no probes (half the time of a smoke run)
@@ -47,15 +47,7 @@ def crashed_template(tmp_path_factory):
         mp.setattr(datasets, "SYSTEM_DIRS", {})
         mp.setenv("STREAMVAE_CACHE", str(base / "cache"))
         datasets.clear_cache()
-        real = Stream.batch
-
-        def crash(self, t):
-            if t == 4:
-                raise RuntimeError("simulated crash")
-            return real(self, t)
-
-        mp.setattr(Stream, "batch", crash)
-        with pytest.raises(RuntimeError):
+        with stream_crashing_at(4), pytest.raises(RuntimeError):
             run_cli(base, root, "run", *TORCH, "--set", "checkpoint_every=1")
     datasets.clear_cache()
     return base / "run"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from ..config import flatten
 from ..errors import StreamVAEError
 
 
@@ -234,21 +235,13 @@ def load_runs(paths) -> list[Run]:
 EXECUTION_FIELDS = ("seed", "threads", "progress", "tensorboard", "out_dir")
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out: dict = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def configuration(run: Run) -> dict:
     """The run's resolved config, flattened to dotted keys, without the seed and execution fields."""
     if not run.config:  # no config.yaml: a configuration of its own
         return {"run directory": str(run.path)}
-    return {k: v for k, v in _flat(run.config).items() if k not in EXECUTION_FIELDS}
+    return {k: v for k, v in flatten(run.config).items() if k not in EXECUTION_FIELDS}
 
 
 @dataclass
