@@ -14,21 +14,30 @@ OUT=${OUT:-runs/demc-dev}
 PY=${PY:-.venv/bin/python}
 if [ -n "${SRC:-}" ]; then export PYTHONPATH="$SRC"; fi
 mkdir -p "$OUT"
-# every novelty setting is pinned here, so that the runs do not depend on the config's `fast` preset
+# every setting the runs compare is pinned here (the released ones), so that they do not depend on the
+# config file's defaults or its `fast` preset
 COMMON="budget=fast threads=1 stream.samples_per_class=1200 eval.fid=false eval.probe=false eval.test_size=2000
 eval.curve_test_size=500 memory.novelty_test=absolute memory.novelty_threshold=5.0 memory.novelty_bn=batch
-memory.cluster_descriptor=cluster memory.novelty_window=50 memory.novelty_warmup=10 memory.novelty_z=3.0"
+memory.cluster_descriptor=cluster memory.novelty_window=50 memory.novelty_warmup=10 memory.novelty_z=3.0
+learner.gp_legacy=true learner.rmsprop_init=one learner.vae_weight=1.0"
 
 # tag | overrides (on configs/split_fashion/demc.yaml, after COMMON)
 EXPERIMENTS=(
   "released|"
+  "rel-eval-random-z4|memory.novelty_test=relative memory.novelty_bn=eval memory.cluster_descriptor=random memory.novelty_z=4.0"
   "abs-eval-0.25|memory.novelty_bn=eval memory.novelty_threshold=0.25"
   "rel-eval-random|memory.novelty_test=relative memory.novelty_bn=eval memory.cluster_descriptor=random"
   "rel-batch-random|memory.novelty_test=relative memory.cluster_descriptor=random"
   "rel-eval-cluster|memory.novelty_test=relative memory.novelty_bn=eval"
+  "rel-eval-tempmem|memory.novelty_test=relative memory.novelty_bn=eval memory.cluster_descriptor=temporary-memory"
+  "rel-eval-cluster-z4|memory.novelty_test=relative memory.novelty_bn=eval memory.novelty_z=4.0"
   "gp-standard|learner.gp_legacy=false"
   "rmsprop-zero|learner.rmsprop_init=zero"
   "gp-standard-vae0.19|learner.gp_legacy=false learner.vae_weight=0.19"
+  "released-s1|seed=1"
+  "gp-standard-s1|seed=1 learner.gp_legacy=false"
+  "rmsprop-zero-s1|seed=1 learner.rmsprop_init=zero"
+  "rel-eval-random-z4-s1|seed=1 memory.novelty_test=relative memory.novelty_bn=eval memory.cluster_descriptor=random memory.novelty_z=4.0"
 )
 
 want=" $* "

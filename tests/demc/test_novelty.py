@@ -147,7 +147,7 @@ def test_the_novelty_plot_draws_the_checks_of_a_run(tmp_path):
                                                 "novelty_z": 4.0}},
               results=None, rows=[{"arrival": 60, "task_ends": [20, 40, 60]}], events=events, label="demc")
     fig = plot_novelty_over_stream([run])
-    assert fig is not None and "2/2 switches, 0 false alarms" in fig.axes[0].get_legend_handles_labels()[1][0]
+    assert fig is not None and "2/2 switches, 0 false alarms" in fig.legends[0].get_texts()[0].get_text()
     assert plot_novelty_over_stream([Run(path=tmp_path, config={}, results=None, rows=[], events=[])]) is None
 
 

@@ -44,6 +44,13 @@ def test_the_hour_budget_pairs_demc_with_the_reservoir_vaegan_at_half_width():
         cfg = load_config(REPO / f"configs/split_fashion/{name}.yaml", ["budget=hour"])
         assert cfg.model.width == 0.5 and cfg.learner.updates_per_arrival == 20
         assert cfg.stream.samples_per_class == 0 and cfg.stream.max_batches == 0  # the full stream
+        assert cfg.learner.gp_legacy is True and cfg.learner.rmsprop_init == "one"
+
+
+@pytest.mark.parametrize("budget", ["fast", "hour"])
+def test_cpu_budgets_use_the_relative_test_on_running_statistics(budget):
+    m = load_config(REPO / "configs/split_fashion/demc.yaml", [f"budget={budget}"]).memory
+    assert (m.novelty_test, m.novelty_bn, m.cluster_descriptor) == ("relative", "eval", "cluster")
 
 
 def test_invalid_choices_and_combinations_are_refused():

@@ -267,7 +267,7 @@ def plot_novelty_over_stream(runs: list[Run], window: int = 2) -> Figure | None:
     with_checks = [run for run in runs if any(e.get("novelty") is not None for e in run.events)]
     if not with_checks:
         return None
-    fig = Figure(figsize=(9.4, 5.4), layout="constrained")
+    fig = Figure(figsize=(8.0, 6.0), layout="constrained")
     ax_v, ax_z = fig.subplots(2, 1, sharex=True)
     for run, color in zip(with_checks, _colors(len(with_checks))):
         ev = [e for e in run.events if e.get("novelty") is not None]
@@ -285,9 +285,9 @@ def plot_novelty_over_stream(runs: list[Run], window: int = 2) -> Figure | None:
         ax_v.plot([g[0] for g in grown], [g[1]["novelty"] for g in grown], "^", ms=7, color=color)
         ax_z.plot([g[0] for g in grown if g[1].get("z") is not None],
                   [g[1]["z"] for g in grown if g[1].get("z") is not None], "^", ms=7, color=color)
-        if "novelty_threshold" in memory:
-            ax_v.axhline(memory["novelty_threshold"], color=color, lw=0.8, ls=":")
-        if "novelty_z" in memory:
+        if memory.get("novelty_test", "absolute") == "absolute" and "novelty_threshold" in memory:
+            ax_v.axhline(memory["novelty_threshold"], color=color, lw=0.8, ls=":")  # the threshold in use only
+        elif "novelty_z" in memory:
             ax_z.axhline(memory["novelty_z"], color=color, lw=0.8, ls=":")
     ax_v.set_yscale("log")
     for ax in (ax_v, ax_z):
@@ -296,7 +296,7 @@ def plot_novelty_over_stream(runs: list[Run], window: int = 2) -> Figure | None:
     ax_z.set_ylabel("robust z of log novelty", fontsize=8)
     ax_z.set_xlabel("images seen (dashed: task boundaries; dotted: thresholds; triangles: expansions)")
     ax_v.set_title("novelty checks along the stream", fontsize=9)
-    _legend(ax_v)
+    fig.legend(*ax_v.get_legend_handles_labels(), loc="outside upper center", fontsize=7)
     return fig
 
 
