@@ -40,10 +40,10 @@ for e in "${EXPERIMENTS[@]}"; do
   for s in $sets threads=1; do args+=(--set "$s"); done
   echo "$(date -u +%FT%TZ) start $tag" | tee -a "$OUT/chain.log"
   if [ -f "$dir/checkpoint.pt" ]; then
-    $PY -m streamvae.cli run --resume "$dir" --no-progress >>"$dir/log.txt" 2>&1
+    $PY -m streamvae.cli run --resume "$dir" --no-progress >>"$dir/log.txt" 2>&1; rc=$?
   else
     mkdir -p "$dir"
-    $PY -m streamvae.cli run "$CONFIGS/$cfg.yaml" "${args[@]}" --no-progress --out "$dir" >"$dir/log.txt" 2>&1
+    $PY -m streamvae.cli run "$CONFIGS/$cfg.yaml" "${args[@]}" --no-progress --out "$dir" >"$dir/log.txt" 2>&1; rc=$?
   fi
-  echo "$(date -u +%FT%TZ) end $tag rc=$?" | tee -a "$OUT/chain.log"
+  echo "$(date -u +%FT%TZ) end $tag rc=$rc" | tee -a "$OUT/chain.log"
 done
