@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from . import config as C
-from . import native, rundir
+from . import native, precision, rundir
 from .devices import describe, resolve_device, to_device
 from ._version import __version__
 from .data.streams import Stream
@@ -75,6 +75,7 @@ def build(cfg: C.RunConfig, data_root: str | None):
         learner = cls(cfg, model, generator, dataset=stream.training_images().to(device))
     else:
         learner = cls(cfg, model, generator)
+    learner.precision = precision.resolve(cfg.precision, device)  # bf16 without native bf16: fp32, one warning
     steps = learner.min_steps_per_arrival()
     if steps == 0:  # nothing would ever train: refuse before any work is done
         capacity = getattr(cfg.memory, "capacity", None)
@@ -251,7 +252,7 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
             write_jsonl(run_dir / "events.jsonl", learner.log)
         save_checkpoint(run_dir / "checkpoint.pt", {
             "config": C.to_dict(cfg), "arrival": arrival, "wall_s": wall, "learner": learner.state_dict(),
-            "native_kernels": path == "native", "kernel_paths": kernel_paths,
+            "native_kernels": path == "native", "kernel_paths": kernel_paths, "precision": learner.precision,
             "torch_rng": torch.get_rng_state(), "version": __version__, "config_changes": config_history})
 
     stop = {"requested": False, "signal": "Ctrl-C"}
@@ -368,7 +369,8 @@ def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float, lear
     return {"name": cfg.name, "learner": cfg.learner.name, "budget": cfg.budget, "seed": cfg.seed,
             "datasets": list(cfg.stream.datasets), "order": cfg.stream.order, "arrivals": len(stream),
             "task_names": stream.task_names, **keep, "train_wall_s": wall,
-            "kernels": native.status(use_kernels(cfg)), "device": device}
+            "kernels": native.status(use_kernels(cfg)), "device": device,
+            "precision": getattr(learner, "precision", "fp32")}
 
 
 def _append(path: Path, row: dict) -> None:

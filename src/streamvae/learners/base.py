@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import torch
 
+from .. import precision
 from ..config import LearnerConfig, MemoryConfig, RunConfig
 
 
@@ -38,6 +39,11 @@ class Learner(abc.ABC):
         self.devices = [[0, self.device.type]]  # [first arrival, device type] of each stretch of the run
         self.arrivals = 0  # batches observed
         self.steps = 0  # optimiser steps (updates) taken
+        self.precision = "fp32"  # of the training step, as resolved for this device (set by the loop)
+
+    def autocast(self):
+        """The context every training step runs in (``precision.autocast``: bf16 matmuls or nothing)."""
+        return precision.autocast(self.precision, self.device)
 
     @abc.abstractmethod
     def observe(self, x: torch.Tensor) -> dict[str, float]:

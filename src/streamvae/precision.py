@@ -1,0 +1,106 @@
+"""Training precision (``precision: fp32 | bf16``) and what the machine's matrix units are.
+
+bf16 runs the training step's matrix products in bfloat16 under ``torch.autocast``: parameters,
+gradients and optimiser state stay fp32 (the master weights), and the models keep in fp32 what
+needs range or precision (per-image likelihood sums, log-sum-exp, the KL). Evaluation
+(``ll_iw{k}``, reconstructions, samples, FID) always runs in fp32. A device without native bf16
+arithmetic falls back to fp32 with one warning; ``results.json`` and the checkpoints record the
+precision that was used.
+
+    prec = resolve("bf16", torch.device("cpu"))    # "bf16" or "fp32" (with a warning)
+    with autocast(prec, torch.device("cpu")):
+        loss = -model.elbo(x, samples=50).mean()   # matmuls in bf16, sums in fp32
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import platform
+import warnings
+
+import torch
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags") or line.startswith("Features"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def matrix_isa() -> str:
+    """The widest matrix instructions this CPU offers for bf16/fp32 products, in words:
+    ``AMX-BF16``, ``AVX512-BF16``, ``AVX512``, ``AVX2``, or torch's own capability string."""
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "AMX-BF16"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    if "avx512f" in flags:
+        return "AVX512"
+    if "avx2" in flags:
+        return "AVX2"
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except Exception:  # pragma: no cover - very old torch
+        return platform.machine()
+
+
+def machine() -> str:
+    """One line naming the CPU and its matrix instructions (benchmarks print it)."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name}; matrix instructions: {matrix_isa()}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bf16 matrices natively (CPU: AMX-BF16 or AVX512-BF16)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+_warned: set[str] = set()
+
+
+def resolve(precision: str, device: torch.device) -> str:
+    """``precision`` as it will run on ``device``: bf16 where the device has native bf16, else
+    fp32 with one warning (emulated bf16 would be slower than fp32, not faster)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16" and not bf16_native(device):
+        key = f"{device.type}"
+        if key not in _warned:
+            _warned.add(key)
+            warnings.warn(f"precision=bf16: this {device.type.upper()} has no native bf16 matrix instructions "
+                          f"({matrix_isa() if device.type == 'cpu' else 'no bf16 support'}); training in fp32",
+                          RuntimeWarning, stacklevel=2)
+        return "fp32"
+    return precision
+
+
+def autocast(precision: str, device: torch.device):
+    """The context the training step runs in: bf16 autocast for ``bf16``, nothing for ``fp32``."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def active(device_type: str = "cpu") -> bool:
+    """Whether a bf16 autocast region is active (the native kernels and the models ask)."""
+    return torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) == torch.bfloat16
