@@ -4,8 +4,12 @@
 # package (not src/) compiles its native library from the shipped bernoulli.c and that the VAE uses
 # it. Without a C compiler only the packaging is checked (the native part is reported as skipped).
 #
+# Both ways it also checks that `pip install` of the wheel, with its dependencies resolved, keeps the
+# supported torch the environment already has (same version, files and dist-info; not reinstalled).
+#
 #   bash scripts/check_wheel.sh          # seconds: torch & co. from the project's .venv (not copied)
-#   FULL=1 bash scripts/check_wheel.sh   # the dependencies installed too, from pip's indexes (minutes)
+#   FULL=1 bash scripts/check_wheel.sh   # torch==2.13.0 first, then the wheel and the other dependencies
+#                                        # from pip's indexes (minutes)
 #   PY=...                               # the interpreter that builds the wheel (default .venv/bin/python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,10 +31,26 @@ wheel=$(ls "$tmp"/dist/streamvae-*.whl)
 "$PY" -c 'import sys, zipfile; sys.exit("streamvae/native/bernoulli.c" not in zipfile.ZipFile(sys.argv[1]).namelist())' \
   "$wheel" || { echo "check_wheel: FAILED: streamvae/native/bernoulli.c is not in $(basename "$wheel")"; exit 1; }
 
+# What identifies the torch an environment imports: version, where its files are, the dist-info
+# (RECORD) that pip wrote and the modification time of torch/__init__.py. A reinstall or an upgrade
+# changes at least one of them.
+torch_state() {
+  "$tmp/venv/bin/python" - <<'EOF3'
+import importlib.metadata as md, os, torch
+init = os.path.realpath(torch.__file__)
+record = os.path.realpath(os.path.join(str(getattr(md.distribution("torch"), "_path", "?")), "RECORD"))
+mtime = lambda p: os.stat(p).st_mtime_ns if os.path.exists(p) else "?"
+print(f"torch {torch.__version__} at {init} (mtime_ns {mtime(init)}), {record} (mtime_ns {mtime(record)})")
+EOF3
+}
+
 "$PY" -m venv "$tmp/venv"
 if [ "${FULL:-0}" = 1 ]; then
-  # everything from pip's configured indexes, as scripts/setup.sh does (torch included: minutes)
-  "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "$wheel" \
+  # as scripts/setup.sh does: the pinned CPU torch first (an unpinned one would be a CUDA build), then
+  # the wheel with everything else from pip's configured indexes (minutes)
+  "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+  torch_before=$(torch_state)
+  "$tmp/venv/bin/python" -m pip install --disable-pip-version-check "$wheel" > "$tmp/pip-install.log" \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 else
   # the dependencies (torch, ...) are the project environment's, seen through a .pth line rather than
@@ -38,8 +58,28 @@ else
   deps=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   site=$("$tmp/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   echo "$deps" > "$site/project-dependencies.pth"
+  # the setuptools that `python -m venv` bundles (65.x on 3.11) would hide the project's, which torch
+  # requires (>= 77): without it the fresh environment's packages are exactly the project's
+  "$tmp/venv/bin/python" -m pip uninstall -q -y --disable-pip-version-check setuptools 2>/dev/null || true
   "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --ignore-installed "$wheel"
+  # then the install a user does into an environment that already has a supported torch, with its
+  # dependencies resolved; --no-index: nothing may be downloaded, so pip must keep what is there
+  torch_before=$(torch_state)
+  "$tmp/venv/bin/python" -m pip install --disable-pip-version-check --no-index "$wheel" > "$tmp/pip-install.log" \
+    || { cat "$tmp/pip-install.log"; echo "check_wheel: FAILED: pip install $(basename "$wheel") wants other dependencies than the installed ones (torch $("$tmp/venv/bin/python" -c 'import torch; print(torch.__version__)'))"; exit 1; }
 fi
+# pip install keeps a supported torch that is already there: neither reinstalled nor changed
+torch_after=$(torch_state)
+if [ "$torch_before" != "$torch_after" ] || grep -Eiq "^(Installing collected packages|Successfully installed).*\btorch\b" "$tmp/pip-install.log"; then
+  cat "$tmp/pip-install.log"
+  echo "check_wheel: FAILED: pip install $(basename "$wheel") replaced the installed torch"
+  echo "  before: $torch_before"
+  echo "  after:  $torch_after"
+  exit 1
+fi
+grep -Eq "^Requirement already satisfied: torch" "$tmp/pip-install.log" \
+  || { cat "$tmp/pip-install.log"; echo "check_wheel: FAILED: pip did not resolve torch against the installed one"; exit 1; }
+echo "check_wheel: ok: pip install $(basename "$wheel") kept the installed $torch_after"
 
 cd "$tmp"  # not the repository: the import must find the installed package
 STREAMVAE_CACHE="$tmp/cache" REPO="$repo" "$tmp/venv/bin/python" - <<'EOF'
