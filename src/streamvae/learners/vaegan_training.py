@@ -17,7 +17,7 @@ import torch
 from ..config import LearnerConfig, check_choice, check_nonnegative, check_positive
 from ..data.augment import augment
 from ..errors import ConfigError, TrainingError
-from ..models.vaegan import frozen_bn_statistics, gradient_penalty
+from ..models.vaegan import frozen_bn_statistics, gradient_penalty, recorded_bn_update, repeat_bn_update
 from .base import Learner
 
 
@@ -98,41 +98,67 @@ class VAEGANLearner(Learner):
                 start_square_avg_at_one(opt)
 
     # -- one update: step 1 (critic, then G + E), step 2 (E alone) --------------------------------
+    # Each step runs its forward passes (and the penalty's input gradient) under ``self.autocast()``
+    # (bf16 matmuls under ``precision: bf16``, nothing in fp32) and its backward and optimiser step
+    # outside: autocast caches its bf16 copies of the weights for the whole region, so a region must
+    # not span an optimiser step. Losses, scores, the penalty's norm and BatchNorm statistics stay fp32.
     def update(self, x: torch.Tensor) -> dict[str, float]:
         """One update on an (augmented) batch ``x: (B, D)``: step 1 (critic, then G + E), step 2 (E)."""
         c = self.cfg.learner
         z = self.model.prior_sample(len(x), self.generator)  # one z per update, for the critic and for G
-        logs = {"loss_d": self.critic_step(x, z)}
+        # G(z) once: step 1a uses it detached, step 1b backpropagates through the same graph (G does not
+        # change in between). Step 1b's second pass of z through G's BatchNorm is replayed on the running
+        # statistics (repeat_bn_update), so they end as if G(z) had run twice, as the plain steps do.
+        with self.autocast(), recorded_bn_update(self.model.generator) as bn_record:
+            fake = self.model.decode(z)  # (B, D), with G's graph
+        reuse = (fake, bn_record)
+        logs = {"loss_d": self.critic_step(x, z, fake.detach())}
         if c.inference_step and c.step_order == "simultaneous":
-            logs.update(self.simultaneous_steps(x, z))
+            logs.update(self.simultaneous_steps(x, z, reuse))
         else:
-            logs.update(self.generator_step(x, z))
+            logs.update(self.generator_step(x, z, reuse))
             if c.inference_step:
                 logs["loss_inf"] = self.inference_step(x)
         self.steps += 1
         return logs
 
-    def critic_step(self, x: torch.Tensor, z: torch.Tensor) -> float:
-        """Step 1a: D on L_d = mean D(G(z)) - mean D(x) + gp_weight * GP (RMSProp)."""
+    def _fake_for_g(self, z: torch.Tensor, reuse) -> torch.Tensor:
+        """G(z) for step 1b: a fresh pass, or step 1a's (``_replay_bn`` then repeats its BatchNorm update)."""
+        return self.model.decode(z) if reuse is None else reuse[0]
+
+    def _replay_bn(self, reuse) -> None:
+        """After step 1b's backward: G's running statistics as if step 1b had run G(z) itself."""
+        if reuse is not None:
+            repeat_bn_update(self.model.generator, reuse[1])
+
+    def critic_step(self, x: torch.Tensor, z: torch.Tensor, fake: torch.Tensor | None = None) -> float:
+        """Step 1a: D on L_d = mean D(G(z)) - mean D(x) + gp_weight * GP (RMSProp).
+        ``fake``: G(z) when the caller has it already (``update``)."""
         c, model = self.cfg.learner, self.model
-        fake = model.decode(z).detach()
-        gp = gradient_penalty(model.critic, x, fake, self.generator, model.shape, legacy=c.gp_legacy)
-        loss_d = model.critic(fake).mean() - model.critic(x).mean() + c.gp_weight * gp
+        with self.autocast():
+            if fake is None:
+                fake = model.decode(z)
+            fake = fake.detach()
+            gp = gradient_penalty(model.critic, x, fake, self.generator, model.shape, legacy=c.gp_legacy)
+            loss_d = model.critic(fake).mean() - model.critic(x).mean() + c.gp_weight * gp
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss_d.backward(inputs=self.critic_params)
         self.critic_optimizer.step()
         return loss_d.item()
 
-    def generator_step(self, x: torch.Tensor, z: torch.Tensor) -> dict[str, float]:
+    def generator_step(self, x: torch.Tensor, z: torch.Tensor, reuse=None) -> dict[str, float]:
         """Step 1b: G and E together on L_g = -mean D(G(z)) + vae_weight * L_vae (RMSProp).
 
         The adversarial term reaches G only (z is drawn from the prior, not encoded); D is not updated.
+        ``reuse``: (G(z) with its graph, G's BatchNorm statistics before and after it) from ``update``.
         """
         c, model = self.cfg.learner, self.model
-        loss_vae = model.vae_loss(x, c.kl_weight, self.generator).mean()
-        loss_g = -model.critic(model.decode(z)).mean() + c.vae_weight * loss_vae
+        with self.autocast():
+            loss_vae = model.vae_loss(x, c.kl_weight, self.generator).mean()
+            loss_g = -model.critic(self._fake_for_g(z, reuse)).mean() + c.vae_weight * loss_vae
         self.optimizer.zero_grad(set_to_none=True)
         loss_g.backward(inputs=self.gen_enc_params)
+        self._replay_bn(reuse)
         self.optimizer.step()
         return {"loss_g": loss_g.item(), "loss_vae": loss_vae.item()}
 
@@ -140,21 +166,23 @@ class VAEGANLearner(Learner):
         """Step 2: E alone on L_inf = L_vae (Adam); G stays in the forward pass but is frozen
         (no parameter update, and its BatchNorm running statistics are left as they are)."""
         c, model = self.cfg.learner, self.model
-        with frozen_bn_statistics(model.generator):
+        with self.autocast(), frozen_bn_statistics(model.generator):
             loss_inf = model.vae_loss(x, c.kl_weight, self.generator).mean()
         self.inference_optimizer.zero_grad(set_to_none=True)
         loss_inf.backward(inputs=self.encoder_params)
         self.inference_optimizer.step()
         return loss_inf.item()
 
-    def simultaneous_steps(self, x: torch.Tensor, z: torch.Tensor) -> dict[str, float]:
+    def simultaneous_steps(self, x: torch.Tensor, z: torch.Tensor, reuse=None) -> dict[str, float]:
         """Released variant of steps 1b + 2: L_g's RMSProp step on G + E and L_vae's Adam step on E,
         both computed from the same parameters and the same forward pass (one ``sess.run``)."""
         c, model = self.cfg.learner, self.model
-        loss_vae = model.vae_loss(x, c.kl_weight, self.generator).mean()
-        loss_g = -model.critic(model.decode(z)).mean() + c.vae_weight * loss_vae
+        with self.autocast():
+            loss_vae = model.vae_loss(x, c.kl_weight, self.generator).mean()
+            loss_g = -model.critic(self._fake_for_g(z, reuse)).mean() + c.vae_weight * loss_vae
         g_grads = torch.autograd.grad(loss_g, self.gen_enc_params, retain_graph=True)
         e_grads = torch.autograd.grad(loss_vae, self.encoder_params)
+        self._replay_bn(reuse)
         self._step(self.optimizer, self.gen_enc_params, g_grads)
         self._step(self.inference_optimizer, self.encoder_params, e_grads)
         return {"loss_g": loss_g.item(), "loss_vae": loss_vae.item()}

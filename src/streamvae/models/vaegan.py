@@ -181,6 +181,50 @@ def frozen_bn_statistics(module: nn.Module):
             m.track_running_stats = True
 
 
+@contextlib.contextmanager
+def recorded_bn_update(module: nn.Module):
+    """A train-mode pass whose BatchNorm running-statistics update is recorded, to be repeated later.
+
+    Yields a list that, on exit, holds per BatchNorm (mean before, var before, mean after, var after).
+    The pass updates private copies of the running statistics (copied back on exit), so its autograd
+    graph, which saves them, stays valid when later passes update the live ones in place.
+    """
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    live = [(m.running_mean, m.running_var) for m in bns]
+    record: list[tuple[torch.Tensor, ...]] = []
+    for m, (mean, var) in zip(bns, live):
+        m.running_mean, m.running_var = mean.clone(), var.clone()
+    try:
+        yield record
+    finally:
+        with torch.no_grad():
+            for m, (mean, var) in zip(bns, live):
+                record.append((mean.clone(), var.clone(), m.running_mean, m.running_var))
+                mean.copy_(m.running_mean)
+                var.copy_(m.running_var)
+                m.running_mean, m.running_var = mean, var
+
+
+@torch.no_grad()
+def repeat_bn_update(module: nn.Module, record: list) -> None:
+    """Apply once more, to the current running statistics, the update ``recorded_bn_update`` recorded.
+
+    A train-mode pass moves each running statistic r to (1 - m) r + m s (s: the batch's statistic).
+    With r0 before and r1 = (1 - m) r0 + m s after, this sets r <- (1 - m) r + (r1 - (1 - m) r0): what
+    a second pass of the same batch through the same (unchanged) module would do, without running it
+    (``VAEGANLearner.update`` reuses G(z) of step 1a in step 1b this way). Call it after the backward
+    passes that need graphs holding the live statistics (an in-place update would invalidate them).
+    """
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m, (mean0, var0, mean1, var1) in zip(bns, record, strict=True):
+        if m.momentum is None:
+            raise ValueError("repeat_bn_update needs BatchNorm with a fixed momentum")
+        keep = 1.0 - m.momentum
+        m.running_mean.mul_(keep).add_(mean1 - keep * mean0)
+        m.running_var.mul_(keep).add_(var1 - keep * var0)
+        m.num_batches_tracked.add_(1)
+
+
 class VAEGAN(nn.Module):
     """Encoder + generator/decoder + WGAN critic on flattened images ``x: (B, C*H*W)`` in [0, 1]."""
 
@@ -226,8 +270,8 @@ class VAEGAN(nn.Module):
         return self.generator(z).flatten(1)
 
     def critic(self, x: torch.Tensor) -> torch.Tensor:
-        """D(x): raw (linear) critic score per image, ``(B,)``."""
-        return self.critic_net(self.images(x))
+        """D(x): raw (linear) critic score per image, ``(B,)`` (fp32, also under bf16 autocast)."""
+        return self.critic_net(self.images(x)).float()
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z for generation: U(-1, 1)^Z (released) or N(0, I) (``model.generation_prior``): ``(n, Z)``."""
@@ -242,11 +286,12 @@ class VAEGAN(nn.Module):
         """L_vae per image (DEMC spec 3.1): ||x - G(mu + sigma eps)||^2 summed over pixels
         + kl_weight * 1/2 sum_j (mu^2 + sigma^2 - log(sigma^2 + 1e-8) - 1): ``(B,)``."""
         q = self.encode(x)
-        eps = torch.randn(q.loc.shape, generator=generator, device=q.loc.device)
-        x_hat = self.decode(q.loc + q.scale * eps)
-        sse = (x_hat - x.flatten(1)).pow(2).sum(-1)
-        var = q.scale.pow(2)
-        kl = 0.5 * (q.loc.pow(2) + var - torch.log(var + 1e-8) - 1).sum(-1)
+        mu, sigma = q.loc.float(), q.scale.float()  # fp32 under bf16 autocast (no-ops in fp32)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+        x_hat = self.decode(mu + sigma * eps)
+        sse = (x_hat.float() - x.flatten(1)).pow(2).sum(-1)  # per-image sums in fp32
+        var = sigma.pow(2)
+        kl = 0.5 * (mu.pow(2) + var - torch.log(var + 1e-8) - 1).sum(-1)
         return sse + kl_weight * kl
 
     @torch.no_grad()
@@ -307,7 +352,8 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: 
     n = real.shape[0]
     eps = torch.rand((1, 1) if legacy else (n, 1), generator=generator, dtype=real.dtype, device=real.device)
     x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)  # (B, D)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    # the critic may run in bf16 (autocast); the score sum, the gradient (x_hat's dtype) and the norm are fp32
+    (grad,) = torch.autograd.grad(critic(x_hat).float().sum(), x_hat, create_graph=True)
     if legacy:
         if shape is None:
             raise ValueError("gradient_penalty(legacy=True) needs the image shape (C, H, W)")
