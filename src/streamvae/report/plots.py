@@ -300,24 +300,68 @@ def plot_novelty_over_stream(runs: list[Run], window: int = 2) -> Figure | None:
     return fig
 
 
+def plot_grid(run: Run, png, title: str) -> Figure:
+    """A run's image grid (samples.png, reconstructions.png, memory.png) at a readable size, titled.
+
+    The pixels are the run's own (nearest-neighbour, no smoothing), shown at least about 2.5x their
+    size for grids of 28x28 images, at most 11 inches wide and 14 high (at 100 dpi).
+    """
+    import textwrap
+
+    from PIL import Image
+
+    with Image.open(png) as im:
+        pixels = np.asarray(im.convert("L") if im.mode in ("L", "1", "I", "F") else im.convert("RGB"))
+    h, w = pixels.shape[:2]
+    width = float(np.clip(w * 2.5 / 100, 6.0, 11.0))  # inches at 100 dpi
+    height = width * h / w
+    if height > 14.0:  # a tall grid (many components or memories): limit the height instead
+        width, height = width * 14.0 / height, 14.0
+    lines = textwrap.wrap(f"{run.label}: {title}", width=int(width * 12))
+    fig = Figure(figsize=(max(width, 6.0), height + 0.25 + 0.2 * len(lines)), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title("\n".join(lines), fontsize=10)
+    return fig
+
+
 def _legend(ax) -> None:
     """The legend right of the axes, so it never hides a curve."""
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
-def _grouped_bars(ax, runs: list[Run], values: list[np.ndarray], names: list[str]) -> None:
-    """One group of bars per task, one bar per run; a task without any value is labelled n/a."""
+def _grouped_bars(ax, runs: list[Run], values: list[np.ndarray], names: list[str], digits: int = 2) -> None:
+    """One group of bars per task, one bar per run, each bar labelled with its value; a task without
+    any value is labelled n/a. The legend gives each run's mean over the tasks that have a value."""
     n = len(runs)
     width = 0.8 / max(n, 1)
     for i, (run, v, color) in enumerate(zip(runs, values, _colors(n))):
         x = np.arange(len(v)) + (i - (n - 1) / 2) * width
         ok = ~np.isnan(v)
-        ax.bar(x[ok], v[ok], width, color=color, label=run.label)
+        label = f"{run.label}: {legend_value(v, digits)}"
+        bars = ax.bar(x[ok], v[ok], width, color=color, label=label)
+        ax.bar_label(bars, fmt=f"%.{digits}f", fontsize=6, padding=1, rotation=90 if n > 2 else 0)
     empty = np.all(np.isnan(np.vstack(values)), axis=0)
     labels = [f"{name}\n(n/a)" if e else name for name, e in zip(names, empty)]
     ax.set_xticks(range(len(names)), labels, rotation=20, ha="right", fontsize=7)
     ax.axhline(0, color="k", lw=0.6)
     _legend(ax)
+
+
+def _digits(metric: str) -> int:
+    return 3 if metric.startswith("probe") else 2
+
+
+def legend_value(values: np.ndarray, digits: int = 2) -> str:
+    """``"-245.31 (mean of 5 tasks)"``, ``"-245.31 (1 task)"``; ``"n/a"`` without any value."""
+    ok = np.asarray(values, dtype=float)
+    ok = ok[~np.isnan(ok)]
+    if ok.size == 0:
+        return "n/a"
+    if ok.size == 1:
+        return f"{ok[0]:.{digits}f} (1 task)"
+    return f"{ok.mean():.{digits}f} (mean of {ok.size} tasks)"
 
 
 def plot_final_per_task(runs: list[Run], metric: str = "ll") -> Figure | None:
@@ -330,7 +374,7 @@ def plot_final_per_task(runs: list[Run], metric: str = "ll") -> Figure | None:
     n_tasks = max(len(f) for f in finals)
     finals = [np.pad(f, (0, n_tasks - len(f)), constant_values=np.nan) for f in finals]
     fig, ax = _figure()
-    _grouped_bars(ax, runs, finals, names[:n_tasks])
+    _grouped_bars(ax, runs, finals, names[:n_tasks], _digits(metric))
     ax.set_ylabel(_label(metric), fontsize=8)
     ax.set_title(f"final {metric} per task", fontsize=9)
     return fig
@@ -351,7 +395,7 @@ def plot_forgetting_per_task(runs: list[Run], metric: str = "ll") -> Figure | No
     n_tasks = max(len(p) for p in per)
     per = [np.pad(p, (0, n_tasks - len(p)), constant_values=np.nan) for p in per]
     fig, ax = _figure()
-    _grouped_bars(ax, runs, per, names[:n_tasks])
+    _grouped_bars(ax, runs, per, names[:n_tasks], _digits(metric))
     ax.set_ylabel(f"forgetting of {metric} (positive = forgotten)", fontsize=8)
     rule = "best earlier - final" if higher else "final - best earlier"
     ax.set_title(f"forgetting per task: {metric}, {rule}", fontsize=9)

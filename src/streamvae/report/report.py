@@ -2,7 +2,9 @@
 
 Reads run directories only (config.yaml, metrics.jsonl, results.json, events.jsonl, the PNG grids).
 ``report.html`` embeds every picture as a base64 data URI and carries its own CSS: it opens offline,
-alone. ``report.md`` links to PNG files written beside it.
+alone. ``report.md`` links to PNG files written beside it; every figure is also written as SVG, and
+the final table as ``final-table.csv`` and ``final-table.tex`` (booktabs). Wide tables are split into
+parts of at most ``MAX_COLUMNS`` columns (the run column repeated), so that they fit the page.
 
     html_path, md_path = write_report(["runs/a", "runs/b"], "reports/ab")
 """
@@ -18,7 +20,15 @@ from pathlib import Path
 
 from . import plots
 from .runs import Run, load_runs
-from .tables import compare_tables, config_table, final_table, to_html, to_markdown
+from .tables import compare_tables, config_table, final_table, split_columns, to_csv, to_html, to_latex, to_markdown
+
+MAX_COLUMNS = 9  # a wider table is shown as several, each with the first (run) column repeated
+
+GRID_TITLES = {  # the title drawn above each of a run's grids: what the grid shows
+    "samples.png": "samples (decoder means of draws from the prior)",
+    "reconstructions.png": "reconstructions (pairs: test image | its reconstruction)",
+    "memory.png": "memory at the end of the stream (a sample of what each memory holds)",
+}
 
 GRID_CAPTIONS = {
     "samples.png": "samples: decoder means of draws from the prior (for a mixture, one block of rows per component)",
@@ -34,6 +44,7 @@ table { border-collapse: collapse; font-size: 13px; margin: .6em 0; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; }
 th { background: #f2f2f2; } tr.published td { color: #555; background: #fafafa; font-style: italic; }
 figure { margin: 1em 0; } figcaption { font-size: 13px; color: #444; }
+div.table { overflow-x: auto; max-width: 100%; } td { max-width: 24em; overflow-wrap: anywhere; }
 img { max-width: 100%; image-rendering: pixelated; border: 1px solid #eee; }
 pre { background: #f6f6f6; padding: .6em; font-size: 12px; overflow-x: auto; }
 p.note { font-size: 13px; color: #444; }
@@ -46,6 +57,7 @@ class Document:
     title: str
     blocks: list[tuple] = field(default_factory=list)
     images: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG bytes
+    files: dict[str, bytes] = field(default_factory=dict)  # other files written beside report.md (SVG, CSV, TeX)
 
     def heading(self, level: int, text: str) -> None:
         self.blocks.append(("h", level, text))
@@ -54,22 +66,45 @@ class Document:
         self.blocks.append(("p", text, note))
 
     def table(self, header: list[str], rows: list[list]) -> None:
-        self.blocks.append(("table", header, rows))
+        """A table; a wide one becomes several parts of at most ``MAX_COLUMNS`` columns."""
+        parts = split_columns(header, rows, MAX_COLUMNS)
+        for i, (h, r) in enumerate(parts):
+            if len(parts) > 1:
+                self.paragraph(f"(part {i + 1} of {len(parts)})", note=True)
+            self.blocks.append(("table", h, r))
+
+    def file(self, name: str, data: bytes | str) -> str:
+        """A file written beside the report (its unique name returned)."""
+        name = _unique(name, self.files.keys() | self.images.keys())
+        self.files[name] = data.encode() if isinstance(data, str) else data
+        return name
+
+    def links(self, text: str, names: list[tuple[str, str]]) -> None:
+        """A line of links to files beside the report: ``text`` then ``(file name, what it is)`` pairs."""
+        self.blocks.append(("links", text, names))
 
     def code(self, text: str, summary: str) -> None:
         self.blocks.append(("code", text, summary))
 
-    def image(self, name: str, data: bytes, caption: str) -> None:
-        name = _unique(name, self.images)
+    def image(self, name: str, data: bytes, caption: str, svg: str | None = None) -> None:
+        name = _unique(name, self.images.keys() | self.files.keys())
         self.images[name] = data
-        self.blocks.append(("img", name, caption))
+        self.blocks.append(("img", name, caption, svg))
 
     def figure(self, name: str, fig, caption: str) -> None:
+        """The figure as PNG (shown) and as SVG (written beside it, linked)."""
         if fig is None:
             return
+        import matplotlib
+
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100)
-        self.image(name, buf.getvalue(), caption)
+        name = _unique(name, self.images.keys() | self.files.keys())
+        svg_buf = io.BytesIO()
+        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):  # text stays text
+            fig.savefig(svg_buf, format="svg")
+        svg = self.file(name.rpartition(".")[0] + ".svg", svg_buf.getvalue())
+        self.image(name, buf.getvalue(), caption, svg)
 
     def to_html(self) -> str:
         out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -80,13 +115,18 @@ class Document:
             elif b[0] == "p":
                 out.append(f"<p{' class=note' if b[2] else ''}>{html.escape(b[1])}</p>")
             elif b[0] == "table":
-                out.append(to_html(b[1], b[2]))
+                out.append(f'<div class="table">{to_html(b[1], b[2])}</div>')
+            elif b[0] == "links":
+                out.append(f"<p>{html.escape(b[1])} " + ", ".join(
+                    f'<a href="{html.escape(n)}">{html.escape(n)}</a> ({html.escape(what)})' for n, what in b[2])
+                    + "</p>")
             elif b[0] == "code":
                 out.append(f"<details><summary>{html.escape(b[2])}</summary><pre>{html.escape(b[1])}</pre></details>")
             elif b[0] == "img":
                 data = base64.b64encode(self.images[b[1]]).decode("ascii")
+                svg = f' (<a href="{html.escape(b[3])}">SVG</a>)' if b[3] else ""
                 out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(b[1])}">'
-                           f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
+                           f"<figcaption>{html.escape(b[2])}{svg}</figcaption></figure>")
         out.append("</body></html>")
         return "\n".join(out) + "\n"
 
@@ -99,10 +139,13 @@ class Document:
                 out.append(f"> {b[1]}" if b[2] else b[1])
             elif b[0] == "table":
                 out.append(to_markdown(b[1], b[2]))
+            elif b[0] == "links":
+                out.append(f"{b[1]} " + ", ".join(f"[{n}]({n}) ({what})" for n, what in b[2]))
             elif b[0] == "code":
                 out.append(f"<details><summary>{b[2]}</summary>\n\n```yaml\n{b[1].rstrip()}\n```\n\n</details>")
             elif b[0] == "img":
-                out.append(f"![{b[1]}]({b[1]})\n\n{b[2]}")
+                svg = f" ([SVG]({b[3]}))" if b[3] else ""
+                out.append(f"![{b[1]}]({b[1]})\n\n{b[2]}{svg}")
         return "\n\n".join(out) + "\n"
 
 
@@ -128,7 +171,12 @@ def build_report(runs: list[Run]) -> Document:
                   + "; ".join(f"{r.label} = {r.path} ({r.status()})" for r in runs) + ".")
 
     doc.heading(2, "Final results")
-    doc.table(*final_table(runs))
+    header, rows = final_table(runs)
+    doc.table(header, rows)
+    doc.links("The whole table:", [
+        (doc.file("final-table.csv", to_csv(header, rows)), "CSV"),
+        (doc.file("final-table.tex", to_latex(header, rows, "streamvae report: final results")),
+         r"LaTeX, booktabs: \usepackage{booktabs}")])
     doc.paragraph("log-likelihood: ll_iw{k} over the whole test set at the end of the stream (for mixtures the "
                   "paper's per-image selected component; 'mixture ll' is the uniform mixture). Forgetting, per "
                   "task, is the best value at an earlier evaluation point after the task was first seen minus the "
@@ -182,17 +230,23 @@ def build_report(runs: list[Run]) -> Document:
             doc.code(config_file.read_text(), "the resolved configuration (config.yaml)")
         for png in run.grids():
             caption = GRID_CAPTIONS.get(png.name, f"{png.name} from the run directory")
-            doc.image(f"{_slug(run.label)}-{png.name}", png.read_bytes(), f"{run.label}: {caption}")
+            try:
+                fig = plots.plot_grid(run, png, GRID_TITLES.get(png.name, png.name))
+            except OSError:  # not a readable image (a run still writing it): the file as it is
+                doc.image(f"{_slug(run.label)}-{png.name}", png.read_bytes(), f"{run.label}: {caption}")
+                continue
+            doc.figure(f"{_slug(run.label)}-{png.name}", fig, f"{run.label}: {caption}")
     return doc
 
 
 def write_report(run_dirs, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``report.html`` (self-contained) and ``report.md`` + its PNG files into ``out_dir``."""
+    """Write ``report.html`` (self-contained) and ``report.md`` + its PNG files into ``out_dir``, with
+    every figure also as SVG and the final table as ``final-table.csv`` and ``final-table.tex``."""
     runs = load_runs(run_dirs)
     doc = build_report(runs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, data in doc.images.items():
+    for name, data in {**doc.images, **doc.files}.items():
         (out / name).write_bytes(data)
     (out / "report.html").write_text(doc.to_html())
     (out / "report.md").write_text(doc.to_markdown())

@@ -344,6 +344,19 @@ def _count(text: str) -> int | str:
 # rendering
 
 
+def split_columns(header: list[str], rows: list[list], max_columns: int, keep: int = 1) -> list[Table]:
+    """A table too wide for a page as several: the first ``keep`` columns (the run) repeated in each part,
+    the others in order, at most ``max_columns`` columns per part. A narrow table is returned as it is."""
+    if len(header) <= max_columns or max_columns <= keep:
+        return [(header, rows)]
+    per = max_columns - keep
+    parts = []
+    for start in range(keep, len(header), per):
+        cols = list(range(keep)) + list(range(start, min(start + per, len(header))))
+        parts.append(([header[c] for c in cols], [[r[c] for c in cols] for r in rows]))
+    return parts
+
+
 def to_markdown(header: list[str], rows: list[list]) -> str:
     def cell(v) -> str:
         return fmt(v).replace("|", "\\|").replace("\n", " ")
