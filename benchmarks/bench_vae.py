@@ -3,6 +3,7 @@
     python benchmarks/bench_vae.py            # full: IW evaluation on 10,000 images (a few minutes)
     python benchmarks/bench_vae.py --quick    # IW evaluation on 2,000 images, fewer repeats
     python benchmarks/bench_vae.py --kernels torch   # the reference (torch) path instead of streamvae.native
+    python benchmarks/bench_vae.py --bf16-only --quick   # precision=bf16 against fp32: bf16_step_speedup=X
 
 Everything runs in one process: the fp32 matmul peak (2048 x 2048 @ 2048 x 2048) is measured first
 and every other figure is reported as a fraction of it.
@@ -23,6 +24,9 @@ The last line is ``fraction_of_matmul_peak=X`` with X = min(training step with t
 k = 1000 evaluation), each the median over rounds of its fraction against the peak measured just
 before and after that round (the clock of this CPU moves by +-10% within seconds). The table also
 shows the conservative figure: best time against the largest peak seen anywhere in the run.
+Then the precision=bf16 section: the same training steps in bf16 and fp32, timed back to back in
+paired rounds, ``bf16_step_speedup=X`` (50-sample step) and the bf16 step's fraction of the bf16
+matmul peak measured in the same process.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from streamvae import native
+from streamvae import native, precision
 from streamvae.config import ModelConfig, RunConfig
 from streamvae.evaluation.likelihood import iw_log_likelihood
 from streamvae.learners.vae_training import VAELearner, VAETrainingConfig
@@ -98,6 +102,63 @@ def paired_rounds(fn, rounds: int, reps: int, peak_reps: int, warmup: int = 1) -
         t = min(timed(fn, reps, warmup=warmup))
         out.append((t, max(before, matmul_peak(peak_reps))))
     return out
+
+
+def matmul_peak_bf16(repeats: int) -> float:
+    a, b = torch.randn(2048, 2048).bfloat16(), torch.randn(2048, 2048).bfloat16()
+    c = torch.empty(2048, 2048, dtype=torch.bfloat16)
+    best = min(timed(lambda: torch.mm(a, b, out=c), repeats, warmup=3))
+    return 2 * 2048 ** 3 / best / 1e9
+
+
+def bf16_section(on_native: bool, rounds: int, reps: int, reps_peak: int) -> None:
+    """precision=bf16 against fp32 for the training step, in this process: paired rounds, each timing
+    the fp32 step and the bf16 step (the learner's own ``autocast``) back to back, so that the
+    clock's drift and other processes affect both alike. Prints ``bf16_step_speedup=X`` (median over
+    rounds of the 50-sample step's fp32 time / bf16 time) and the bf16 step against the bf16 peak."""
+    print(f"\n-- precision=bf16 (training step; evaluation stays fp32) -- {precision.machine()}")
+    if not precision.bf16_native(torch.device("cpu")):
+        print("this CPU has no native bf16 matrix instructions: precision=bf16 falls back to fp32; nothing to measure")
+        return
+    x_pool = torch.rand(BATCH * 8, 784)
+    peak32, peak16 = matmul_peak(reps_peak), matmul_peak_bf16(reps_peak)
+    print(f"matmul 2048^3 peak: fp32 {peak32:.1f} GFLOP/s, bf16 {peak16:.1f} GFLOP/s ({peak16 / peak32:.2f}x)")
+    print(f"{'step':<22} {'fp32 ms':>9} {'bf16 ms':>9} {'speedup':>8} {'bf16 GFLOP/s':>13} {'of bf16 peak':>12}")
+    speedup50 = None
+    for samples in (50, 10, 1):
+        cfg = RunConfig(learner=VAETrainingConfig(elbo_samples=samples))
+        model = VAE(ModelConfig(), native=on_native)
+        learner = _PassLearner(cfg, model, torch.Generator().manual_seed(0))
+        xb = torch.bernoulli(x_pool[:BATCH], generator=torch.Generator().manual_seed(1))
+
+        def step():
+            with learner.autocast():
+                loss = -model.objective(xb, "elbo", samples, learner.generator).mean()
+            learner.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            learner.optimizer.step()
+
+        n = max(3, (reps if samples == 50 else reps * 5) // rounds)
+        ratios, t32s, t16s = [], [], []
+        for _ in range(rounds):
+            learner.precision = "fp32"
+            t32 = min(timed(step, n, warmup=1))
+            learner.precision = "bf16"
+            t16 = min(timed(step, n, warmup=1))
+            ratios.append(t32 / t16)
+            t32s.append(t32)
+            t16s.append(t16)
+        flops = 3 * linear_flops(model, BATCH, BATCH * samples)
+        best16 = min(t16s)
+        peak16 = max(peak16, matmul_peak_bf16(reps_peak))
+        print(f"{samples:>2}-sample ELBO step     {min(t32s) * 1e3:>9.2f} {best16 * 1e3:>9.2f} "
+              f"{statistics.median(ratios):>7.2f}x {flops / best16 / 1e9:>13.1f} {flops / best16 / 1e9 / peak16:>11.1%}"
+              f"   (rounds {min(ratios):.2f}-{max(ratios):.2f}x)")
+        if samples == 50:
+            speedup50 = statistics.median(ratios)
+            frac50 = flops / best16 / 1e9 / peak16
+    print(f"bf16_step_fraction_of_bf16_peak={frac50:.3f}")
+    print(f"bf16_step_speedup={speedup50:.2f}")
 
 
 def gemm_only_step(model: VAE, samples: int):
@@ -197,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="cpu: CPU time of the calling thread (needs --threads 1; robust to other processes)")
+    ap.add_argument("--bf16-only", action="store_true",
+                    help="only the precision=bf16 section (bf16 vs fp32 training steps, bf16_step_speedup)")
     ap.add_argument("--kernels", choices=("auto", "native", "torch"), default="auto",
                     help="the run setting of the same name: the VAE's path (auto: native where it builds)")
     args = ap.parse_args(argv)
@@ -228,7 +291,11 @@ def main(argv: list[str] | None = None) -> None:
           "peak of the run (conservative). Last line: median over rounds against the peak measured next to "
           "each round. Times are the best of the repeats (median in brackets).\n")
 
+    print(f"machine: {precision.machine()}")
     torch.manual_seed(0)
+    if args.bf16_only:
+        bf16_section(on_native, 5 if args.quick else 10, reps_train, reps_peak)
+        return
     peak_start = matmul_peak(reps_peak)
     rows = []  # (what, ms, GFLOP, note); fractions are computed once the final peak is known
     fractions_flops = {}
@@ -336,6 +403,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"fraction_of_matmul_peak is min(paired medians: 50-sample training step {statistics.median(paired[50]):.3f}, "
           f"k={K_EVAL} evaluation {statistics.median(paired['iw']):.3f})")
     print(f"fraction_of_matmul_peak={x:.3f}")
+    bf16_section(on_native, n_rounds, reps_train, reps_peak)
 
 
 if __name__ == "__main__":

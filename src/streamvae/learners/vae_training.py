@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import LearnerConfig, check_choice, check_positive
+from ..config import LearnerConfig, check_choice, check_nonnegative, check_positive
+from .. import precision
 from ..data.streams import binarize
 from ..errors import ConfigError, TrainingError
 from .base import Learner
@@ -26,8 +27,10 @@ class VAETrainingConfig(LearnerConfig):
     lr: float = 1e-4  # Adam learning rate
     beta1: float = 0.5  # Adam beta1
     beta2: float = 0.999  # Adam beta2
+    bf16_min_rows: int = 256  # precision=bf16 only for steps with at least this many decoder rows (minibatch x elbo_samples); smaller ones are faster in fp32
 
     def validate(self) -> None:
+        check_nonnegative("learner.bf16_min_rows", self.bf16_min_rows)
         for key in ("epochs_per_arrival", "minibatch", "elbo_samples", "lr"):
             check_positive(f"learner.{key}", getattr(self, key))
         check_choice("learner.objective", self.objective, ("elbo", "iwae"))
@@ -54,6 +57,14 @@ class VAELearner(Learner):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"adam": self.optimizer}
 
+    def autocast(self):
+        """bf16 for steps with at least ``bf16_min_rows`` decoder rows (BENCHMARKS.md: at 64 rows the
+        casts cost more than the products save), fp32 otherwise."""
+        c = self.cfg.learner
+        if self.precision == "bf16" and c.minibatch * c.elbo_samples < c.bf16_min_rows:
+            return precision.autocast("fp32", self.device)
+        return super().autocast()
+
     def memory_at(self, t: int) -> int:
         """Images the training set holds besides the batch after ``t`` arrivals (for ``planned_steps``)."""
         return 0
@@ -75,7 +86,8 @@ class VAELearner(Learner):
         losses = []
         for i in range(len(x) // c.minibatch):
             xb = x[i * c.minibatch:(i + 1) * c.minibatch]
-            loss = -model.objective(xb, c.objective, c.elbo_samples, self.generator).mean()
+            with self.autocast():  # precision=bf16: the products in bf16, the bound's sums in fp32
+                loss = -model.objective(xb, c.objective, c.elbo_samples, self.generator).mean()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

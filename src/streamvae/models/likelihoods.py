@@ -15,7 +15,7 @@ class BernoulliImage:
     """Independent Bernoulli pixels parameterised by logits (Burda et al., OCM)."""
 
     def __init__(self, logits: torch.Tensor):
-        self.logits = logits
+        self.logits = logits.float()  # bf16 training (autocast) computes the logits in bf16; the sums are fp32
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         x = x.expand_as(self.logits)
@@ -35,7 +35,7 @@ class GaussianImage:
     """Independent Gaussian pixels with mean ``sigmoid(output)`` and a fixed std."""
 
     def __init__(self, output: torch.Tensor, std: float):
-        self.loc = torch.sigmoid(output)
+        self.loc = torch.sigmoid(output.float())  # fp32 whatever the products ran in
         self.std = std
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:

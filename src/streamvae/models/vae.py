@@ -58,9 +58,9 @@ class VAE(nn.Module):
     # -- the two halves ------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> Normal:
         """q(z|x) as a diagonal Normal with loc/scale ``(B, Z)``."""
-        h = self.encoder(x)
-        std = torch.exp(self.to_log_std(h)) + self.cfg.min_std
-        return Normal(self.to_mu(h), std, validate_args=False)
+        h = self.encoder(x)  # under bf16 autocast the products run in bf16; q(z|x) is always fp32
+        std = torch.exp(self.to_log_std(h).float()) + self.cfg.min_std
+        return Normal(self.to_mu(h).float(), std, validate_args=False)
 
     def decode(self, z: torch.Tensor) -> BernoulliImage | GaussianImage:
         """p(x|z) for ``z: (..., Z)``; its ``log_prob(x)`` is ``(...)``."""

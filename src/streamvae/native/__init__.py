@@ -65,9 +65,11 @@ def log_weights(model, x: torch.Tensor, eps: torch.Tensor, q: Normal) -> torch.T
 
     ``x: (B, D)``, ``eps: (k, B, Z)``; only where :func:`supports` is true. With autograd: the
     reparameterisation and the decoder + likelihood as two autograd nodes; without: blocks of decoder
-    rows in reused buffers.
+    rows in reused buffers. Inside a bf16 autocast region (``precision=bf16`` training) the decoder's
+    products and activations run in bf16 (the likelihood sums and returned gradients stay fp32).
     """
     lib, kinds = library(), _decoder_kinds(model)
     if torch.is_grad_enabled():
-        return decoder.log_weights_grad(lib, model, x, eps, q.loc, q.scale, kinds)
+        bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        return decoder.log_weights_grad(lib, model, x, eps, q.loc, q.scale, kinds, bf16=bf16)
     return decoder.log_weights_nograd(lib, model, x, eps, q.loc, q.scale, kinds)

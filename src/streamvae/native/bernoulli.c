@@ -172,3 +172,131 @@ void act_backward(float *g, int64_t ldg, const float *y, int64_t ldy, const floa
         }
     }
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * bf16 variants (precision=bf16): the same passes over bfloat16 tensors (stored as uint16_t, the
+ * upper half of an fp32), so that the decoder's large activations and logits move half the bytes.
+ * Arithmetic is fp32 in registers; sums (the per-image likelihood) stay fp32; results are rounded
+ * to bf16 (to nearest, ties to even) only where they are stored as bf16.
+ */
+static inline float bf16_load(uint16_t h)
+{
+    union { uint32_t i; float f; } v;
+    v.i = (uint32_t)h << 16;
+    return v.f;
+}
+
+static inline uint16_t bf16_store(float f)
+{
+    union { float f; uint32_t i; } v = {f};
+    uint32_t u = v.i;
+    u += 0x7fffu + ((u >> 16) & 1u);  /* round to nearest even (finite inputs) */
+    return (uint16_t)(u >> 16);
+}
+
+static inline float row_loglik_bf16(const uint16_t *l, const float *bias, const float *x, uint16_t *g, int64_t d)
+{
+    float lin[LANES], prod[LANES], logs[LANES];
+    for (int k = 0; k < LANES; ++k) { lin[k] = 0.f; prod[k] = 1.f; logs[k] = 0.f; }
+    int64_t full = d - d % LANES, chunks = 0;
+    for (int64_t j = 0; j < full; j += LANES) {
+        if (g) {
+#pragma omp simd
+            for (int k = 0; k < LANES; ++k) {
+                int64_t i = j + k;
+                float v = bf16_load(l[i]) + bias[i];
+                float e = exp_nonpos(-fabsf(v));
+                float inv = 1.f / (1.f + e);
+                float sig = v >= 0.f ? inv : e * inv;
+                lin[k] += x[i] * v - fmaxf(v, 0.f);
+                prod[k] *= 1.f + e;
+                g[i] = bf16_store(x[i] - sig);
+            }
+        } else {
+#pragma omp simd
+            for (int k = 0; k < LANES; ++k) {
+                int64_t i = j + k;
+                float v = bf16_load(l[i]) + bias[i];
+                lin[k] += x[i] * v - fmaxf(v, 0.f);
+                prod[k] *= 1.f + exp_nonpos(-fabsf(v));
+            }
+        }
+        if (++chunks == CHUNKS) {
+#pragma omp simd
+            for (int k = 0; k < LANES; ++k) { logs[k] += log_pos(prod[k]); prod[k] = 1.f; }
+            chunks = 0;
+        }
+    }
+    float total = 0.f;
+#pragma omp simd reduction(+ : total)
+    for (int k = 0; k < LANES; ++k) total += lin[k] - logs[k] - log_pos(prod[k]);
+    for (int64_t i = full; i < d; ++i) {
+        float v = bf16_load(l[i]) + bias[i];
+        float e = exp_nonpos(-fabsf(v));
+        total += x[i] * v - fmaxf(v, 0.f) - log_pos(1.f + e);
+        if (g) g[i] = bf16_store(x[i] - (v >= 0.f ? 1.f / (1.f + e) : e / (1.f + e)));
+    }
+    return total;
+}
+
+/* bernoulli_loglik over bf16 logits l (grad, bf16, may equal l); bias, x and out are fp32. */
+void bernoulli_loglik_bf16(const uint16_t *l, int64_t ldl, const float *bias, const float *x, int64_t ldx,
+                           int64_t b, int64_t rows, int64_t d, float *out, uint16_t *grad, int nthreads)
+{
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+        out[r] = row_loglik_bf16(l + r * ldl, bias, x + (r % b) * ldx, grad ? grad + r * ldl : 0, d);
+    }
+}
+
+/* act_forward over bf16 a and out (bias fp32). */
+void act_forward_bf16(const uint16_t *a, int64_t lda, const float *bias, uint16_t *out, int64_t ldo,
+                      int64_t rows, int64_t n, int kind, int ones, int nthreads)
+{
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+        const uint16_t *ar = a + r * lda;
+        uint16_t *orow = out + r * ldo;
+        if (kind == 1) {
+#pragma omp simd
+            for (int64_t i = 0; i < n; ++i) {
+                float v = bf16_load(ar[i]) + bias[i];
+                float e = exp_nonpos(-2.f * fabsf(v));
+                float t = (1.f - e) / (1.f + e);
+                orow[i] = bf16_store(v < 0.f ? -t : t);
+            }
+        } else if (kind == 2) {
+#pragma omp simd
+            for (int64_t i = 0; i < n; ++i) orow[i] = bf16_store(fmaxf(bf16_load(ar[i]) + bias[i], 0.f));
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < n; ++i) orow[i] = bf16_store(bf16_load(ar[i]) + bias[i]);
+        }
+        if (ones) orow[n] = 0x3f80; /* 1.0 */
+    }
+}
+
+/* act_backward over bf16 g (in place) and y; scale fp32. */
+void act_backward_bf16(uint16_t *g, int64_t ldg, const uint16_t *y, int64_t ldy, const float *scale,
+                       int64_t rows, int64_t n, int kind, int nthreads)
+{
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+        uint16_t *gr = g + r * ldg;
+        const uint16_t *yr = y + r * ldy;
+        float s = scale ? scale[r] : 1.f;
+        if (kind == 1) {
+#pragma omp simd
+            for (int64_t i = 0; i < n; ++i) {
+                float yv = bf16_load(yr[i]);
+                gr[i] = bf16_store(bf16_load(gr[i]) * s * (1.f - yv * yv));
+            }
+        } else if (kind == 2) {
+#pragma omp simd
+            for (int64_t i = 0; i < n; ++i) gr[i] = bf16_load(yr[i]) > 0.f ? bf16_store(bf16_load(gr[i]) * s) : 0;
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < n; ++i) gr[i] = bf16_store(bf16_load(gr[i]) * s);
+        }
+    }
+}

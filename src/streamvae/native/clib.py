@@ -105,7 +105,11 @@ def library():
                 lib.bernoulli_loglik.argtypes = [ptr, i64, ptr, ptr, i64, i64, i64, i64, ptr, ptr, cint]
                 lib.act_backward.argtypes = [ptr, i64, ptr, i64, ptr, i64, i64, cint, cint]
                 lib.act_forward.argtypes = [ptr, i64, ptr, ptr, i64, i64, i64, cint, cint, cint]
-                for f in (lib.bernoulli_loglik, lib.act_backward, lib.act_forward):
+                lib.bernoulli_loglik_bf16.argtypes = lib.bernoulli_loglik.argtypes
+                lib.act_backward_bf16.argtypes = lib.act_backward.argtypes
+                lib.act_forward_bf16.argtypes = lib.act_forward.argtypes
+                for f in (lib.bernoulli_loglik, lib.act_backward, lib.act_forward, lib.bernoulli_loglik_bf16,
+                          lib.act_backward_bf16, lib.act_forward_bf16):
                     f.restype = None
                 _state["lib"] = lib
             except Exception as e:  # any failure: the torch path is always correct
@@ -129,25 +133,28 @@ def status(used: bool) -> str:
 
 
 def bernoulli_loglik(lib, logits, x, bias=None, grad=None):
-    """Row log-likelihoods ``(R,)`` of fp32 logits ``(R, D)`` (+ ``bias: (D,)``; row stride may exceed
-    D) given images ``x: (B, D)`` (row r of the logits belongs to image ``r % B``). With ``grad``
-    (same layout as the logits, possibly the logits themselves) it also receives
-    ``x - sigmoid(logits + bias)``, the gradient with respect to the logits."""
+    """Row log-likelihoods ``(R,)`` (fp32) of fp32 or bf16 logits ``(R, D)`` (+ fp32 ``bias: (D,)``; row
+    stride may exceed D) given fp32 images ``x: (B, D)`` (row r of the logits belongs to image
+    ``r % B``). With ``grad`` (the logits' dtype and layout, possibly the logits themselves) it also
+    receives ``x - sigmoid(logits + bias)``, the gradient with respect to the logits."""
     r, d = logits.shape
     b = x.shape[0]
-    if not (logits.dtype == x.dtype == torch.float32 and logits.stride(1) == 1 and x.stride(1) == 1
+    if not (logits.dtype in _DTYPES and x.dtype == torch.float32 and logits.stride(1) == 1 and x.stride(1) == 1
             and x.shape[1] == d and r % b == 0):
-        raise ValueError("bernoulli_loglik: fp32 row-major logits (R, D) and x (B, D) with R % B == 0")
-    if grad is not None and grad.stride() != logits.stride():
-        raise ValueError("bernoulli_loglik: grad must have the logits' layout")
+        raise ValueError("bernoulli_loglik: fp32 or bf16 row-major logits (R, D) and fp32 x (B, D) with R % B == 0")
+    if grad is not None and (grad.stride() != logits.stride() or grad.dtype != logits.dtype):
+        raise ValueError("bernoulli_loglik: grad must have the logits' dtype and layout")
     if bias is None:
         bias = torch.zeros(d)
-    bias = bias.detach().contiguous()
+    bias = bias.detach().float().contiguous()
     out = torch.empty(r, dtype=torch.float32, device=logits.device)
-    lib.bernoulli_loglik(logits.data_ptr(), logits.stride(0), bias.data_ptr(), x.data_ptr(), x.stride(0), b,
+    fn = lib.bernoulli_loglik if logits.dtype == torch.float32 else lib.bernoulli_loglik_bf16
+    fn(logits.data_ptr(), logits.stride(0), bias.data_ptr(), x.data_ptr(), x.stride(0), b,
                          r, d, out.data_ptr(), 0 if grad is None else grad.data_ptr(), torch.get_num_threads())
     return out
 
+
+_DTYPES = (torch.float32, torch.bfloat16)  # what the passes read and write (bf16: the *_bf16 functions)
 
 # the activations the C code implements (its `kind` argument), by their name in models.nets.ACTIVATIONS
 ACTIVATION_KINDS = {"identity": 0, "tanh": 1, "relu": 2}
@@ -156,23 +163,25 @@ ACTIVATION_KINDS = {"identity": 0, "tanh": 1, "relu": 2}
 def act_backward(lib, g, y, kind: str, scale=None) -> None:
     """In place: ``g *= scale[:, None] * act'(.)`` from the activation's output ``y`` (tanh or relu)."""
     rows, n = g.shape
-    if not (g.stride(1) == 1 and y.stride(1) == 1 and y.shape == g.shape and g.dtype == y.dtype == torch.float32):
-        raise ValueError("act_backward: fp32 row-major g and y of the same shape")
+    if not (g.stride(1) == 1 and y.stride(1) == 1 and y.shape == g.shape and g.dtype == y.dtype and g.dtype in _DTYPES):
+        raise ValueError("act_backward: fp32 or bf16 row-major g and y of the same shape and dtype")
     sp = 0
     if scale is not None:
         scale = scale.contiguous()
         sp = scale.data_ptr()
-    lib.act_backward(g.data_ptr(), g.stride(0), y.data_ptr(), y.stride(0), sp, rows, n,
+    fn = lib.act_backward if g.dtype == torch.float32 else lib.act_backward_bf16
+    fn(g.data_ptr(), g.stride(0), y.data_ptr(), y.stride(0), sp, rows, n,
                      ACTIVATION_KINDS[kind], torch.get_num_threads())
 
 
 def act_forward(lib, a, bias, kind: str, ones: bool = True):
     """``[act(a + bias), 1]``: a new ``(R, n + 1)`` tensor (``(R, n)`` without ``ones``) from ``a: (R, n)``."""
     rows, n = a.shape
-    if not (a.stride(1) == 1 and a.dtype == torch.float32 and bias.shape == (n,)):
-        raise ValueError("act_forward: fp32 row-major a (R, n) and bias (n,)")
+    if not (a.stride(1) == 1 and a.dtype in _DTYPES and bias.shape == (n,)):
+        raise ValueError("act_forward: fp32 or bf16 row-major a (R, n) and bias (n,)")
     out = torch.empty(rows, n + int(ones), dtype=a.dtype)
-    bias = bias.detach().contiguous()
-    lib.act_forward(a.data_ptr(), a.stride(0), bias.data_ptr(), out.data_ptr(), out.stride(0), rows, n,
+    bias = bias.detach().float().contiguous()
+    fn = lib.act_forward if a.dtype == torch.float32 else lib.act_forward_bf16
+    fn(a.data_ptr(), a.stride(0), bias.data_ptr(), out.data_ptr(), out.stride(0), rows, n,
                     ACTIVATION_KINDS[kind], int(ones), torch.get_num_threads())
     return out

@@ -61,65 +61,70 @@ class _DecoderBernoulli(torch.autograd.Function):
     ``g^T [h, 1]``, and the output layer's ``[h g_out, g_out]`` is one row scaling."""
 
     @staticmethod
-    def forward(ctx, z, x, lib, kinds, *params):  # type: ignore[override]
+    def forward(ctx, z, x, lib, kinds, bf16, *params):  # type: ignore[override]
+        # bf16 (precision=bf16): the products and the large activations in bf16, the weights cast
+        # once per call, biases, the likelihood sums and every returned gradient in fp32
+        dt = torch.bfloat16 if bf16 else z.dtype
+        weights = [p.detach().to(dt) if i % 2 == 0 else p for i, p in enumerate(params)]
         r, zd = z.shape
-        z1 = torch.empty(r, zd + 1, dtype=z.dtype)  # [z, 1]
+        z1 = torch.empty(r, zd + 1, dtype=dt)  # [z, 1]
         z1[:, :zd] = z
         z1[:, zd] = 1.0
-        h = z
+        h = z.to(dt)
         outs = []
         for i, kind in enumerate(kinds):  # one matmul, then bias + activation + ones in one pass
-            h1 = clib.act_forward(lib, torch.mm(h, params[2 * i].t()), params[2 * i + 1], kind)
+            h1 = clib.act_forward(lib, torch.mm(h, weights[2 * i].t()), params[2 * i + 1], kind)
             outs.append(h1)
             h = h1[:, :-1]
-        g = torch.mm(h, params[-2].t())  # logits without bias; the C code adds it, then writes x - sigmoid
+        g = torch.mm(h, weights[-2].t())  # logits without bias; the C code adds it, then writes x - sigmoid
         out = clib.bernoulli_loglik(lib, g, x, bias=params[-1], grad=g)
-        ctx.save_for_backward(z1, g, *outs, *params)
-        ctx.kinds, ctx.lib = kinds, lib
+        ctx.save_for_backward(z1, g, *outs, *weights[0::2])
+        ctx.kinds, ctx.lib, ctx.dt = kinds, lib, dt
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
         z1, g, *rest = ctx.saved_tensors
-        kinds, lib = ctx.kinds, ctx.lib
+        kinds, lib, dt = ctx.kinds, ctx.lib, ctx.dt
         n = len(kinds)
-        outs, params = rest[:n], rest[n:]
-        need = ctx.needs_input_grad[4:]
-        grads: list[torch.Tensor | None] = [None] * len(params)
+        outs, weights = rest[:n], rest[n:]  # weights[i]: layer i's weight (the output layer last)
+        need = ctx.needs_input_grad[5:]
+        grads: list[torch.Tensor | None] = [None] * (2 * len(weights))
         grad_out = grad_out.contiguous()
         h1 = outs[-1]
         hd = h1.shape[1] - 1
         if need[-2] or need[-1]:
-            gwb = torch.mm((h1 * grad_out.unsqueeze(1)).t(), g)  # (H + 1, D): [grad W, grad b]^T
+            gwb = torch.mm((h1 * grad_out.to(dt).unsqueeze(1)).t(), g).float()  # (H + 1, D): [grad W, grad b]^T
             grads[-2], grads[-1] = gwb[:hd].t().contiguous(), gwb[hd]
         # first layer whose parameters (or z) need a gradient: the chain stops below it
         lowest = 0 if ctx.needs_input_grad[0] else next(
             (i for i in range(n) if need[2 * i] or need[2 * i + 1]), n)
         if lowest == n:
-            return (None, None, None, None, *grads)
-        gh = torch.mm(g, params[-2])  # (R, H): d/d h of the last hidden layer, times grad_out below
+            return (None, None, None, None, None, *grads)
+        gh = torch.mm(g, weights[-1])  # (R, H): d/d h of the last hidden layer, times grad_out below
         clib.act_backward(lib, gh, h1[:, :hd], kinds[-1], scale=grad_out)
         gz = None
         for i in reversed(range(lowest, n)):
             prev1 = outs[i - 1] if i > 0 else z1  # [input, 1]
             k = prev1.shape[1] - 1
             if need[2 * i] or need[2 * i + 1]:
-                gwb = torch.mm(gh.t(), prev1)  # (H, in + 1): [grad W, grad b]
+                gwb = torch.mm(gh.t(), prev1).float()  # (H, in + 1): [grad W, grad b]
                 grads[2 * i] = gwb[:, :k].contiguous() if need[2 * i] else None
                 grads[2 * i + 1] = gwb[:, k].contiguous() if need[2 * i + 1] else None
             if i > lowest or (i == 0 and ctx.needs_input_grad[0]):
-                nxt = torch.mm(gh, params[2 * i])
+                nxt = torch.mm(gh, weights[i])
                 if i > 0:
                     clib.act_backward(lib, nxt, prev1[:, :k], kinds[i - 1])
                     gh = nxt
                 else:
-                    gz = nxt
-        return (gz, None, None, None, *grads)
+                    gz = nxt.float()
+        return (gz, None, None, None, None, *grads)
 
 
 def decoder_loglik(lib, decoder: nn.Sequential, to_x: nn.Linear, z: torch.Tensor, x: torch.Tensor,
-                   kinds: tuple[str, ...]) -> torch.Tensor:
-    """Bernoulli ``log p(x | z)`` through ``decoder`` then ``to_x``: ``z: (..., B, Z)``, ``x: (B, D)``."""
+                   kinds: tuple[str, ...], bf16: bool = False) -> torch.Tensor:
+    """Bernoulli ``log p(x | z)`` through ``decoder`` then ``to_x``: ``z: (..., B, Z)``, ``x: (B, D)``
+    (``bf16``: the products and activations in bf16, the result fp32)."""
     lead = z.shape[:-1]
     params = []
     for block in decoder:
@@ -128,20 +133,21 @@ def decoder_loglik(lib, decoder: nn.Sequential, to_x: nn.Linear, z: torch.Tensor
     z2 = z.reshape(-1, z.shape[-1])
     if not z2.is_contiguous():
         z2 = z2.contiguous()
-    out = _DecoderBernoulli.apply(z2, x.contiguous(), lib, kinds, *params)
+    out = _DecoderBernoulli.apply(z2, x.contiguous(), lib, kinds, bf16, *params)
     return out.reshape(lead)
 
 
 def log_weights_grad(lib, model, x: torch.Tensor, eps: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor,
-                     kinds: tuple[str, ...]) -> torch.Tensor:
-    """``(k, B)`` log-weights with autograd: the two nodes above plus ``sum log sigma``."""
+                     kinds: tuple[str, ...], bf16: bool = False) -> torch.Tensor:
+    """``(k, B)`` log-weights with autograd: the two nodes above plus ``sum log sigma`` (``bf16``: the
+    decoder's products in bf16; the reparameterisation and every sum in fp32)."""
     if loc.requires_grad or scale.requires_grad:
         z, half = _Reparameterize.apply(loc, scale, eps)  # one autograd node instead of eight
     else:
         z = torch.addcmul(loc, scale, eps)  # (k, B, Z)
         half = (eps * eps - z * z).sum(-1).mul_(0.5)
     log_sigma = torch.log(scale).sum(-1)  # (B,)
-    return decoder_loglik(lib, model.decoder, model.to_x, z, x, kinds) + (half + log_sigma)
+    return decoder_loglik(lib, model.decoder, model.to_x, z, x, kinds, bf16) + (half + log_sigma)
 
 
 def log_weights_nograd(lib, model, x: torch.Tensor, eps: torch.Tensor, loc: torch.Tensor,
