@@ -28,6 +28,24 @@ EXPERIMENTS=(
   # the expansion machinery alone (K <= 2): shared layers left trainable, or a warm-up before the first expansion
   "dyn-k2-unfrozen-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.max_components=2 learner.freeze_shared=false"
   "dyn-k2-warm100-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.max_components=2 learner.expansion_warmup=100"
+  # precision=bf16 against fp32 (issue 10): the same seeds, compared with the seed spread above
+  "ocm-bf16-fast-s0|split_fashion/ocm|budget=fast seed=0 precision=bf16"
+  "dyn-bf16-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 precision=bf16"
+  "ocm-bf16-fast-s1|split_fashion/ocm|budget=fast seed=1 precision=bf16"
+  "dyn-bf16-fast-s1|split_fashion/dynamic-ocm|budget=fast seed=1 precision=bf16"
+  # the first task (classes 0-1, 187 arrivals) at the released 100 passes
+  "ocm-task0-e100-s0|split_fashion/ocm|budget=fast seed=0 stream.max_batches=187 learner.epochs_per_arrival=100"
+  "dyn-task0-e100-s0|split_fashion/dynamic-ocm|budget=fast seed=0 stream.max_batches=187 learner.epochs_per_arrival=100"
+  "ocm-task0-e100-s1|split_fashion/ocm|budget=fast seed=1 stream.max_batches=187 learner.epochs_per_arrival=100"
+  "dyn-task0-e100-s1|split_fashion/dynamic-ocm|budget=fast seed=1 stream.max_batches=187 learner.epochs_per_arrival=100"
+  # dose-response: the whole stream at 10 and 30 passes per arrival
+  "ocm-e10-s0|split_fashion/ocm|budget=fast seed=0 learner.epochs_per_arrival=10"
+  "dyn-e10-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.epochs_per_arrival=10"
+  "ocm-e30-s0|split_fashion/ocm|budget=fast seed=0 learner.epochs_per_arrival=30"
+  "dyn-e30-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.epochs_per_arrival=30"
+  # the released protocol, whole (100 passes, 50-sample ELBO, k = 1000 for R): hours; resumable
+  "dyn-paper-s0|split_fashion/dynamic-ocm|budget=paper seed=0 checkpoint_every=10"
+  "dyn-paper-bf16-s0|split_fashion/dynamic-ocm|budget=paper seed=0 precision=bf16 checkpoint_every=10"
 )
 
 want=" $* "
