@@ -36,11 +36,12 @@ wheel=$(ls "$tmp"/dist/streamvae-*.whl)
 # changes at least one of them.
 torch_state() {
   "$tmp/venv/bin/python" - <<'EOF3'
-import importlib.metadata as md, os, torch
-init = os.path.realpath(torch.__file__)
-record = os.path.realpath(os.path.join(str(getattr(md.distribution("torch"), "_path", "?")), "RECORD"))
+import importlib.metadata as md, importlib.util, os
+dist = md.distribution("torch")  # the first on sys.path, as `import torch` finds it (without importing it)
+init = os.path.realpath(importlib.util.find_spec("torch").origin)
+record = os.path.realpath(os.path.join(str(getattr(dist, "_path", "?")), "RECORD"))
 mtime = lambda p: os.stat(p).st_mtime_ns if os.path.exists(p) else "?"
-print(f"torch {torch.__version__} at {init} (mtime_ns {mtime(init)}), {record} (mtime_ns {mtime(record)})")
+print(f"torch {dist.version} at {init} (mtime_ns {mtime(init)}), {record} (mtime_ns {mtime(record)})")
 EOF3
 }
 
@@ -51,7 +52,8 @@ if [ "${FULL:-0}" = 1 ]; then
   "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0"
   torch_before=$(torch_state)
   "$tmp/venv/bin/python" -m pip install --disable-pip-version-check "$wheel" > "$tmp/pip-install.log" \
-    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2) \
+    || { cat "$tmp/pip-install.log"; echo "check_wheel: FAILED: pip install $(basename "$wheel") after torch==2.13.0"; exit 1; }
 else
   # the dependencies (torch, ...) are the project environment's, seen through a .pth line rather than
   # copied (1.3 GB); streamvae itself is the wheel's, installed into the fresh environment
