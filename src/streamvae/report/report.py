@@ -173,10 +173,9 @@ def build_report(runs: list[Run]) -> Document:
     doc.heading(2, "Final results")
     header, rows = final_table(runs)
     doc.table(header, rows)
-    doc.links("The whole table:", [
-        (doc.file("final-table.csv", to_csv(header, rows)), "CSV"),
-        (doc.file("final-table.tex", to_latex(header, rows, "streamvae report: final results")),
-         r"LaTeX, booktabs: \usepackage{booktabs}")])
+    tex = to_latex(header, rows, r"streamvae report: final results (wide: \resizebox{\textwidth}{!}{...} fits a page)")
+    doc.links("The whole table:", [(doc.file("final-table.csv", to_csv(header, rows)), "CSV"),
+                                   (doc.file("final-table.tex", tex), r"LaTeX, booktabs: \usepackage{booktabs}")])
     doc.paragraph("log-likelihood: ll_iw{k} over the whole test set at the end of the stream (for mixtures the "
                   "paper's per-image selected component; 'mixture ll' is the uniform mixture). Forgetting, per "
                   "task, is the best value at an earlier evaluation point after the task was first seen minus the "
