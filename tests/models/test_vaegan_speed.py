@@ -32,15 +32,19 @@ def reference_update():
     return module.reference_update
 
 
-def twin_learners(size: int, *overrides: str):
-    """Two learners with the same weights, fresh optimisers (RMSProp state at 1) and generator state."""
+def twin_learners(size: int, *overrides: str, nchw: bool = True):
+    """Two learners with the same weights, fresh optimisers (RMSProp state at 1) and generator state;
+    the second on the memory format of the reference (NCHW), the first too unless ``nchw`` is False
+    (then on the model's own: channels_last at 32x32)."""
     cfg = load_config(CONFIGS[size], ["budget=smoke", "progress=False", "model.width=0.0625",
                                       "model.latent=8", *overrides])
     torch.manual_seed(0)
     model = build_model(cfg.model, 0, shape=SHAPES[size])
     cls = LEARNERS[cfg.learner.name]
-    return (cls(cfg, model, torch.Generator().manual_seed(1)),
-            cls(cfg, copy.deepcopy(model), torch.Generator().manual_seed(1)))
+    ref_model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)  # the reference: NCHW
+    if nchw:
+        model = model.to(memory_format=torch.contiguous_format)
+    return (cls(cfg, model, torch.Generator().manual_seed(1)), cls(cfg, ref_model, torch.Generator().manual_seed(1)))
 
 
 def batches(size: int, n: int = 3, b: int = 16) -> list[torch.Tensor]:
@@ -75,6 +79,32 @@ def test_update_equals_the_reference_in_fp32(size, legacy):
             assert logs_new[k] == pytest.approx(logs_ref[k], rel=1e-5, abs=1e-6), k
     assert new.steps == ref.steps == 3
     assert_same_state(new, ref)
+
+
+def test_channels_last_32x32_model_updates_like_nchw():
+    """The 32x32 networks run channels_last: the same update up to the convolutions' fp32 rounding.
+    Without step 2: Adam's first steps move each weight by about lr whatever the gradient's size, so
+    the encoder's convolution biases (zero gradient before BatchNorm, but for rounding) would move
+    by +-lr on the rounding's sign; RMSProp steps stay proportional to the gradient."""
+    new, ref = twin_learners(32, "learner.inference_step=false", nchw=False)
+    conv = new.model.encoder.body[0][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    update_ref = reference_update()
+    start = {k: v.float().clone() for k, v in ref.model.state_dict().items()}
+    for x in batches(32):
+        logs_new, logs_ref = new.update(x.clone()), update_ref(ref, x.clone())
+        for k in logs_new:
+            assert logs_new[k] == pytest.approx(logs_ref[k], rel=1e-4, abs=1e-5), k
+    # the moves of each tensor agree within 5% (norm-wise): BatchNorm's backward cancels, so small
+    # gradient entries carry relative rounding differences of ~1%
+    for k, v in new.model.state_dict().items():
+        moved_new, moved_ref = v.float() - start[k], ref.model.state_dict()[k].float() - start[k]
+        assert float((moved_new - moved_ref).norm()) <= 0.05 * float(moved_ref.norm()) + 1e-8, k
+    for name, opt in new.optimizers().items():
+        other = ref.optimizers()[name].state_dict()["state"]
+        for i, state in opt.state_dict()["state"].items():
+            for k, v in state.items():
+                assert float((v - other[i][k]).norm()) <= 1e-2 * float(other[i][k].norm()) + 1e-7, (name, i, k)
 
 
 @pytest.mark.parametrize("overrides", [["learner.step_order=simultaneous"], ["learner.inference_step=false"]])
