@@ -13,6 +13,7 @@ Errors print one line to stderr and exit non-zero; ``--debug`` shows the traceba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -119,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         global registry
-        from . import registry  # heavy (torch, every learner)
+        with _signals_deferred():  # a signal inside an import can leave numpy/scipy half-imported
+            from . import registry  # heavy (torch, every learner)
+
+            if args.command in ("run", "eval"):
+                from . import loop  # noqa: F401  (scipy, the evaluation)
 
         if args.command == "run":
             return _run(args)
@@ -168,6 +173,25 @@ def _os_error(err: OSError) -> str:
 
 def _on_sigterm(signum, frame):  # before the run loop takes over: SIGTERM ends like Ctrl-C, in one line
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Ctrl-C and SIGTERM during the block are held and raised (as KeyboardInterrupt) after it: an
+    exception raised inside an import leaves the module half-initialised (numpy then recurses
+    without end instead of exiting with one line)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if got:
+        raise KeyboardInterrupt
 
 
 def _check_data_root(data_root: str | None) -> None:

@@ -225,8 +225,14 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
     metrics_path = run_dir / "metrics.jsonl"
     train_path = run_dir / "train.jsonl"  # one line per arrival: the learner's logs (loss, memory sizes, ...)
     config_history: list[dict] = []  # accepted config.yaml edits on resume: {"arrival", "changes"}
+    # where the wall time goes (results.json "wall_by_phase_s"): optimiser updates, the rest of observe()
+    # (memory selection, expansion tests, binarisation outside train_pass), evaluation points,
+    # checkpoints, and the stream + logs; summed over resumed stretches
+    phases = dict.fromkeys(("train_steps", "memory_and_events", "evaluation_points", "checkpoints",
+                            "stream_and_logs"), 0.0)
     if resume:
         ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+        phases.update({k: float(v) for k, v in ckpt.get("phases", {}).items() if k in phases})
         config_history = list(ckpt.get("config_changes", []))
         changes = rundir.config_changes(rundir.saved_config(ckpt, run_dir / "checkpoint.pt"), C.to_dict(cfg))
         rundir.check_changes(changes, accept_config_change, run_dir)
@@ -248,12 +254,15 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
         write_jsonl(train_path, [])
 
     def checkpoint(arrival: int, wall: float) -> None:
+        tc = time.perf_counter()
         if getattr(learner, "log", None) is not None:  # events so far (the final one is written at the end)
             write_jsonl(run_dir / "events.jsonl", learner.log)
         save_checkpoint(run_dir / "checkpoint.pt", {
             "config": C.to_dict(cfg), "arrival": arrival, "wall_s": wall, "learner": learner.state_dict(),
             "native_kernels": path == "native", "kernel_paths": kernel_paths, "precision": learner.precision,
-            "torch_rng": torch.get_rng_state(), "version": __version__, "config_changes": config_history})
+            "torch_rng": torch.get_rng_state(), "version": __version__, "config_changes": config_history,
+            "phases": dict(phases)})
+        phases["checkpoints"] += time.perf_counter() - tc
 
     stop = {"requested": False, "signal": "Ctrl-C"}
 
@@ -271,12 +280,19 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
     train_log = open(train_path, "a")
     try:
         for t in range(start, n):
+            ta = time.perf_counter()
             batch = stream.batch(t)
+            tb, steps_before = time.perf_counter(), learner.train_seconds
             logs = learner.observe(batch.x.to(learner.device))  # images only: labels and tasks stay with the evaluator
+            tc, in_steps = time.perf_counter(), learner.train_seconds - steps_before
+            phases["train_steps"] += in_steps
+            phases["memory_and_events"] += tc - tb - in_steps
             done = t + 1
             train_log.write(json.dumps({"arrival": done, "steps": learner.steps, **_plain(logs)}) + "\n")
             train_log.flush()  # a kill loses at most this line (resume rewrites the file up to its checkpoint)
+            phases["stream_and_logs"] += (tb - ta) + (time.perf_counter() - tc)
             if done in points and done < n:
+                te = time.perf_counter()
                 if bar is not None:
                     bar.set_description(f"{cfg.learner.name}: evaluating")
                 row = evaluate_point(cfg, learner, stream, curve_test, done, final=False)
@@ -287,6 +303,7 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
                 _append(metrics_path, row)
                 if live is not None:
                     live.evaluation(row, learner.components(), stream.shape, learner.memory_images())
+                phases["evaluation_points"] += time.perf_counter() - te
             if live is not None:
                 live.arrival(done, logs)
             if bar is not None:
@@ -323,6 +340,7 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
     if cfg.progress:
         print(f"{_eval_line(row)} ({time.perf_counter() - t_eval:.0f} s)", file=sys.stderr, flush=True)
     row["wall_s"] = train_wall
+    phases["final_evaluation"] = time.perf_counter() - t_eval
     _append(metrics_path, row)
     if live is not None:  # reopened: the loop's writer is closed (appends to the same log)
         live = _tensorboard(cfg, stream, run_dir, None)
@@ -333,6 +351,7 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
     if getattr(learner, "log", None) is not None:  # per-event log of memory learners (sizes, R, expansions)
         write_jsonl(run_dir / "events.jsonl", learner.log)
     results = final_results(cfg, stream, row, train_wall, learner)
+    results["wall_by_phase_s"] = {k: round(v, 2) for k, v in phases.items()}  # where the wall time went
     if len(kernel_paths) > 1:  # resumed on the other path: which arrivals ran where
         results["kernels"] += "; " + ", ".join(f"{p} from arrival {a}" for a, p in kernel_paths)
     if config_history:  # config.yaml edits accepted on resume (--accept-config-change)

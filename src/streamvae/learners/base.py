@@ -40,6 +40,7 @@ class Learner(abc.ABC):
         self.arrivals = 0  # batches observed
         self.steps = 0  # optimiser steps (updates) taken
         self.precision = "fp32"  # of the training step, as resolved for this device (set by the loop)
+        self.train_seconds = 0.0  # wall time inside optimiser updates (train_pass / train_on); the loop's time profile
 
     def autocast(self):
         """The context every training step runs in (``precision.autocast``: bf16 matmuls or nothing)."""

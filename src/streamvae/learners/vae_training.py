@@ -7,6 +7,7 @@ released), each an Adam step on the ``elbo_samples``-sample bound.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -79,6 +80,7 @@ class VAELearner(Learner):
         Binarises afresh on every pass (dynamic binarisation) when the stream binarises.
         Returns the mean loss (negative bound, nats per image) over the pass.
         """
+        t0 = time.perf_counter()
         model = model or self.model
         c = self.cfg.learner
         x = binarize(data, self.generator) if self.cfg.stream.binarize else data
@@ -93,6 +95,7 @@ class VAELearner(Learner):
             self.optimizer.step()
             self.steps += 1
             losses.append(loss.detach())
+        self.train_seconds += time.perf_counter() - t0
         if not losses:
             return float("nan")
         mean = float(torch.stack(losses).mean())

@@ -10,6 +10,7 @@ with L_vae = ||x - G(mu + sigma eps)||^2 (summed over pixels) + 0.1 KL. ``train_
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -201,6 +202,7 @@ class VAEGANLearner(Learner):
         As released (a Keras flow over the shuffled union): epochs of minibatches; the partial
         batch at the end of an epoch is skipped but counts towards the updates.
         """
+        t0 = time.perf_counter()
         c, b = self.cfg.learner, self.cfg.learner.minibatch
         per_epoch = math.ceil(len(data) / b)
         totals: dict[str, float] = {}
@@ -219,6 +221,7 @@ class VAEGANLearner(Learner):
             for k, v in self.update(x).items():
                 totals[k] = totals.get(k, 0.0) + v
             n += 1
+        self.train_seconds += time.perf_counter() - t0
         logs = {k: v / n for k, v in totals.items()}
         if not all(math.isfinite(v) for v in logs.values()):
             raise TrainingError(f"non-finite loss ({logs}) at arrival {self.arrivals}, step {self.steps}; "
