@@ -4,6 +4,7 @@
     python benchmarks/bench_vae.py --quick    # IW evaluation on 2,000 images, fewer repeats
     python benchmarks/bench_vae.py --kernels torch   # the reference (torch) path instead of streamvae.native
     python benchmarks/bench_vae.py --bf16-only --quick   # precision=bf16 against fp32: bf16_step_speedup=X
+    python benchmarks/bench_vae.py --contention --quick  # evaluation idle / beside a busy process, fixed vs threads=0
 
 Everything runs in one process: the fp32 matmul peak (2048 x 2048 @ 2048 x 2048) is measured first
 and every other figure is reported as a fraction of it.
@@ -41,7 +42,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from streamvae import native, precision
+from streamvae import native, precision, threads
 from streamvae.config import ModelConfig, RunConfig
 from streamvae.evaluation.likelihood import iw_log_likelihood
 from streamvae.learners.vae_training import VAELearner, VAETrainingConfig
@@ -161,6 +162,67 @@ def bf16_section(on_native: bool, rounds: int, reps: int, reps_peak: int) -> Non
     print(f"bf16_step_speedup={speedup50:.2f}")
 
 
+BUSY = {"spin": "while True: pass"}
+
+
+def contention_section(on_native: bool, seconds: float) -> None:
+    """The k = 1000 evaluation's images per second on an idle machine and beside one busy process
+    (a one-thread spinner) at nice 19 and at nice 0, all in this process: with the thread count
+    fixed (torch's default, the old behaviour) and with ``threads=0`` (streamvae.threads follows the
+    free cores; checks every second here instead of five). Linux's autogroup scheduling makes
+    ``nice`` apply only within one terminal session, so nice 0 is what a busy process started from
+    another session looks like."""
+    import subprocess
+    import sys
+
+    max_threads = torch.get_num_threads()
+    print(f"\n-- contention: k={K_EVAL} evaluation, {max_threads} threads at most -- {precision.machine()}")
+    try:
+        autogroup = open("/proc/sys/kernel/sched_autogroup_enabled").read().strip()
+    except OSError:
+        autogroup = "?"
+    print(f"sched_autogroup_enabled={autogroup}; load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    model = VAE(ModelConfig(), native=on_native)
+    x = torch.bernoulli(torch.rand(100, 784), generator=torch.Generator().manual_seed(3))
+    iw_log_likelihood(model, x[:16], K_EVAL, torch.Generator().manual_seed(4))
+
+    def rate(governed: bool) -> float:
+        torch.set_num_threads(max_threads)
+        threads.install(threads.ThreadGovernor(max_threads, interval=1.0) if governed else None)
+        try:
+            t_end = time.perf_counter() + (3.5 if governed else 0.5)  # let the governor settle
+            while time.perf_counter() < t_end:
+                iw_log_likelihood(model, x[:20], K_EVAL, torch.Generator().manual_seed(4))
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                iw_log_likelihood(model, x, K_EVAL, torch.Generator().manual_seed(4))
+                n += len(x)
+            return n / (time.perf_counter() - t0)
+        finally:
+            threads.install(None)
+            torch.set_num_threads(max_threads)
+
+    results = {}
+    for label, nice in (("idle", None), ("beside a nice 19 spinner", "19"), ("beside a nice 0 spinner", "0")):
+        busy = None if nice is None else subprocess.Popen(["nice", "-n", nice, sys.executable, "-c", BUSY["spin"]])
+        try:
+            time.sleep(0.5)
+            results[label] = (rate(False), rate(True))
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+    idle_fixed, idle_auto = results["idle"]
+    print(f"{'condition':<26} {'fixed threads img/s':>20} {'of idle':>8} {'threads=0 img/s':>16} {'of idle':>8}")
+    for label, (fixed, auto) in results.items():
+        print(f"{label:<26} {fixed:>20.0f} {fixed / idle_fixed:>8.2f} {auto:>16.0f} {auto / idle_fixed:>8.2f}")
+    print("(both 'of idle' columns are against the fixed-threads idle rate; a one-thread spinner's fair share "
+          f"leaves {max_threads}/{max_threads + 1} of {max_threads} cores to our {max_threads} threads at nice 0)")
+    fixed, auto = results["beside a nice 0 spinner"]
+    print(f"contention_fixed_threads={fixed / idle_fixed:.2f}")
+    print(f"contention_threads_auto={auto / idle_fixed:.2f}")
+
+
 def gemm_only_step(model: VAE, samples: int):
     """The matmuls of one training step alone (same shapes, hot operands): a roofline for the step."""
     lin = [m for m in list(model.encoder.modules()) + [model.to_mu, model.to_log_std]
@@ -260,6 +322,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="cpu: CPU time of the calling thread (needs --threads 1; robust to other processes)")
     ap.add_argument("--bf16-only", action="store_true",
                     help="only the precision=bf16 section (bf16 vs fp32 training steps, bf16_step_speedup)")
+    ap.add_argument("--contention", action="store_true",
+                    help="only the contention section: evaluation idle and beside a busy process, fixed vs threads=0")
     ap.add_argument("--kernels", choices=("auto", "native", "torch"), default="auto",
                     help="the run setting of the same name: the VAE's path (auto: native where it builds)")
     args = ap.parse_args(argv)
@@ -295,6 +359,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     if args.bf16_only:
         bf16_section(on_native, 5 if args.quick else 10, reps_train, reps_peak)
+        return
+    if args.contention:
+        contention_section(on_native, 5.0 if args.quick else 15.0)
         return
     peak_start = matmul_peak(reps_peak)
     rows = []  # (what, ms, GFLOP, note); fractions are computed once the final peak is known

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from . import config as C
-from . import native, precision, rundir
+from . import native, precision, rundir, threads
 from .devices import describe, resolve_device, to_device
 from ._version import __version__
 from .data.streams import Stream
@@ -194,6 +194,7 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
         return json.loads((run_dir / "results.json").read_text())
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a run directory; choose another --out")
+    threads_at_start = torch.get_num_threads()
     stream, learner = build(cfg, data_root)  # before the directory exists: a failed start leaves nothing
     if cfg.progress:
         print(banner(cfg, stream, learner, run_dir, resume), file=sys.stderr, flush=True)
@@ -209,6 +210,10 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
         if created:
             rundir.remove_if_empty(run_dir)
         raise
+    finally:
+        threads.install(None)  # the run's load-following thread count ends with it
+        if cfg.threads == 0:
+            torch.set_num_threads(threads_at_start)
 
 
 def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume: bool,
@@ -276,10 +281,14 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
                     if _main_thread() else {})
     bar = _progress(cfg, start, n)
     live = _tensorboard(cfg, stream, run_dir, start if resume else None)  # None unless cfg.tensorboard
+    # threads=0 on the CPU: follow the cores other processes leave free (streamvae.threads)
+    governor = threads.ThreadGovernor(torch.get_num_threads()) if cfg.threads == 0 and learner.device.type == "cpu" else None
+    threads.install(governor)
     t0 = time.perf_counter()
     train_log = open(train_path, "a")
     try:
         for t in range(start, n):
+            threads.poll()
             ta = time.perf_counter()
             batch = stream.batch(t)
             tb, steps_before = time.perf_counter(), learner.train_seconds
@@ -352,6 +361,9 @@ def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume
         write_jsonl(run_dir / "events.jsonl", learner.log)
     results = final_results(cfg, stream, row, train_wall, learner)
     results["wall_by_phase_s"] = {k: round(v, 2) for k, v in phases.items()}  # where the wall time went
+    if governor is not None:  # threads=0: how the thread count followed the load (this stretch of the run)
+        results["wall_threads"] = {"max": governor.max_threads, "changes": len(governor.changes),
+                              "final": governor.threads}
     if len(kernel_paths) > 1:  # resumed on the other path: which arrivals ran where
         results["kernels"] += "; " + ", ".join(f"{p} from arrival {a}" for a, p in kernel_paths)
     if config_history:  # config.yaml edits accepted on resume (--accept-config-change)

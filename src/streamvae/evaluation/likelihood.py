@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from .. import threads
+
 
 @torch.no_grad()
 def iw_log_likelihood(model, x: torch.Tensor, k: int = 1000, generator: torch.Generator | None = None,
@@ -23,6 +25,7 @@ def iw_log_likelihood(model, x: torch.Tensor, k: int = 1000, generator: torch.Ge
     images_per_chunk = max(1, chunk_rows // k_chunk)
     out = torch.empty(n, dtype=torch.float64, device=x.device)
     for i in range(0, n, images_per_chunk):
+        threads.poll()  # threads=0: follow the cores other processes leave free (streamvae.threads)
         xb = x[i:i + images_per_chunk]
         q = model.encode(xb)  # encoder once per image, reused for every chunk of k
         acc = None
