@@ -28,6 +28,9 @@ EXPERIMENTS=(
   # the expansion machinery alone (K <= 2): shared layers left trainable, or a warm-up before the first expansion
   "dyn-k2-unfrozen-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.max_components=2 learner.freeze_shared=false"
   "dyn-k2-warm100-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.max_components=2 learner.expansion_warmup=100"
+  # a better reading than the released one: expand only when R falls (not on learning progress)
+  "dyn-drop-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.expansion_direction=drop"
+  "dyn-drop-fast-s1|split_fashion/dynamic-ocm|budget=fast seed=1 learner.expansion_direction=drop"
   # precision=bf16 against fp32 (issue 10): the same seeds, compared with the seed spread above
   "ocm-bf16-fast-s0|split_fashion/ocm|budget=fast seed=0 precision=bf16"
   "dyn-bf16-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 precision=bf16"

@@ -86,3 +86,20 @@ def test_mixture_results_report_selected_and_mixture_likelihoods(tmp_path, data_
     # (up to the fresh re-evaluation noise of the selected bound)
     assert r["ll_iw20_selected"] >= r["ll_iw20_mixture"] - 1.0
     assert abs(sum(r["component_share"]) - 1) < 1e-6
+
+
+@pytest.mark.parametrize("direction, expected", [("both", [2, 3]), ("drop", [3])])
+def test_expansion_direction_drop_ignores_a_rise_of_r(data_root, monkeypatch, direction, expected):
+    """Released: |R - R_last| > lambda2 fires on a rise (learning progress) as on a fall; with
+    expansion_direction=drop only a fall (the memory's likelihood dropping: new data) expands."""
+    cfg = load_config(DYN, ["budget=smoke", "learner.expansion_threshold=10.0", "learner.max_components=5",
+                            f"learner.expansion_direction={direction}", "progress=False"])
+    stream, learner = build(cfg, data_root)
+    rs = iter([-300.0, -280.0, -300.0, -301.0, -299.0] + [-299.0] * 100)  # a rise of 20, a fall of 20, then flat
+    monkeypatch.setattr(learner, "memory_bound", lambda x: next(rs))
+    for t in range(len(stream)):
+        learner.observe(stream.batch(t).x)
+        if len(learner.log) >= 5:
+            break
+    tested = [e for e in learner.log if "R" in e]
+    assert [i + 1 for i, e in enumerate(tested) if e["expanded"]] == expected, learner.log

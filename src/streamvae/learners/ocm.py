@@ -57,6 +57,7 @@ class DynamicOCMConfig(VAETrainingConfig):
     r_last_update: str = "every-event"  # every-event (released) | on-expansion (supplement)
     expansion_warmup: int = 0  # arrivals before an expansion may fire (0: released; R is still tracked)
     freeze_shared: bool = True  # on expansion freeze the shared first layers (released) | keep training them
+    expansion_direction: str = "both"  # both (released: |R - R_last| > lambda2) | drop (only R_last - R > lambda2: a fall, not learning progress)
 
     def validate(self) -> None:
         super().validate()
@@ -65,6 +66,7 @@ class DynamicOCMConfig(VAETrainingConfig):
             check_positive(f"learner.{key}", getattr(self, key))
         check_nonnegative("learner.expansion_warmup", self.expansion_warmup)
         check_choice("learner.r_last_update", self.r_last_update, ("every-event", "on-expansion"))
+        check_choice("learner.expansion_direction", self.expansion_direction, ("both", "drop"))
 
 
 class OCM(VAELearner):
@@ -112,7 +114,11 @@ class OCM(VAELearner):
                 if self.events_since_test >= c.expansion_every:
                     self.events_since_test = 0
                     r = self.memory_bound(torch.cat([self.stm.data, self.ltm.data]))
-                    expand = (self.r_last is not None and abs(r - self.r_last) > c.expansion_threshold
+                    # released: a shift either way; "drop": only a fall of the memory's likelihood (new
+                    # data), not the rise that learning progress (or a fresh component's training) makes
+                    shift = (None if self.r_last is None else
+                             abs(r - self.r_last) if c.expansion_direction == "both" else self.r_last - r)
+                    expand = (shift is not None and shift > c.expansion_threshold
                               and len(self.model) < c.max_components and self.arrivals >= c.expansion_warmup)
                     event.update({"R": r, "R_last": self.r_last, "expanded": expand})
                     if expand:
