@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from streamvae import native
+from streamvae import native, precision
 from streamvae.config import ModelConfig
 from streamvae.evaluation.likelihood import iw_log_likelihood
 from streamvae.memory import similarity_scores
@@ -87,7 +87,7 @@ def main(argv=None):
     if a.threads:
         torch.set_num_threads(a.threads)
     g = torch.Generator().manual_seed(0)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"machine: {precision.machine()}")
 
     print("\n== selection event: STM 576 images against an LTM of N images, K components ==")
     print(f"{'K':>3} {'LTM':>5} {'ours (ms)':>10} {'reference (ms)':>15} {'ratio':>8}")
