@@ -450,6 +450,8 @@ def estimate_seconds(cfg: C.RunConfig, learner, steps: int, x_dim: int) -> float
         base, per_sample = _STEP_S[kind]
         samples = getattr(cfg.learner, "elbo_samples", 1)
         per = (base + per_sample * samples) * getattr(cfg.learner, "minibatch", 64) / 64
+    if getattr(learner, "precision", "fp32") == "bf16":  # BENCHMARKS.md: 1.7x (MLP, 50 samples), 1.7x (VAE-GAN)
+        per /= 1.7
     return steps * per
 
 
@@ -471,7 +473,8 @@ def banner(cfg: C.RunConfig, stream: Stream, learner, run_dir: Path, resume: boo
         sources.append(f"{name} ({source}: {folder})")
     lines = [f"streamvae {'resume' if resume else 'run'}: {cfg.name} -> {run_dir}",
              f"  learner {cfg.learner.name}, budget {cfg.budget}, seed {cfg.seed}, {len(stream)} arrivals of "
-             f"{cfg.stream.batch_size} images; data: {', '.join(sources)}"]
+             f"{cfg.stream.batch_size} images; data: {', '.join(sources)}",
+             f"  precision {learner.precision}, threads {cfg.threads or 'auto (follows the free cores)'}"]
     steps = learner.planned_steps(len(stream))
     if steps:
         est = estimate_seconds(cfg, learner, steps, stream.x_dim)
