@@ -31,6 +31,8 @@ EXPERIMENTS=(
   # a better reading than the released one: expand only when R falls (not on learning progress)
   "dyn-drop-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.expansion_direction=drop"
   "dyn-drop-fast-s1|split_fashion/dynamic-ocm|budget=fast seed=1 learner.expansion_direction=drop"
+  "dyn-rebase-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.expansion_rebaseline=true"
+  "dyn-drop-rebase-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.expansion_direction=drop learner.expansion_rebaseline=true"
   # precision=bf16 against fp32 (issue 10): the same seeds, compared with the seed spread above
   "ocm-bf16-fast-s0|split_fashion/ocm|budget=fast seed=0 precision=bf16"
   "dyn-bf16-fast-s0|split_fashion/dynamic-ocm|budget=fast seed=0 precision=bf16"

@@ -102,4 +102,24 @@ def test_expansion_direction_drop_ignores_a_rise_of_r(data_root, monkeypatch, di
         if len(learner.log) >= 5:
             break
     tested = [e for e in learner.log if "R" in e]
+    assert len(tested) >= 3
+    assert [i + 1 for i, e in enumerate(tested) if e["expanded"]] == expected, learner.log
+
+
+@pytest.mark.parametrize("rebaseline, expected", [(False, [2, 3]), (True, [2])])
+def test_expansion_rebaseline_makes_the_test_after_an_expansion_a_new_baseline(data_root, monkeypatch, rebaseline,
+                                                                               expected):
+    """Released: the test right after an expansion compares with the R from before it (the memory has
+    been wiped since), so it fires again; with expansion_rebaseline it only records R."""
+    cfg = load_config(DYN, ["budget=smoke", "learner.expansion_threshold=10.0", "learner.max_components=5",
+                            f"learner.expansion_rebaseline={str(rebaseline).lower()}", "progress=False"])
+    stream, learner = build(cfg, data_root)
+    rs = iter([-300.0, -330.0, -380.0, -400.0, -400.0] + [-400.0] * 100)
+    monkeypatch.setattr(learner, "memory_bound", lambda x: next(rs))
+    for t in range(len(stream)):
+        learner.observe(stream.batch(t).x)
+        if len(learner.log) >= 5:
+            break
+    tested = [e for e in learner.log if "R" in e]
+    assert len(tested) >= 3
     assert [i + 1 for i, e in enumerate(tested) if e["expanded"]] == expected, learner.log

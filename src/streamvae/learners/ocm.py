@@ -57,6 +57,7 @@ class DynamicOCMConfig(VAETrainingConfig):
     r_last_update: str = "every-event"  # every-event (released) | on-expansion (supplement)
     expansion_warmup: int = 0  # arrivals before an expansion may fire (0: released; R is still tracked)
     freeze_shared: bool = True  # on expansion freeze the shared first layers (released) | keep training them
+    expansion_rebaseline: bool = False  # after an expansion the next test only records R (released: it may fire again at once, on the wiped memory)
     expansion_direction: str = "both"  # both (released: |R - R_last| > lambda2) | drop (only R_last - R > lambda2: a fall, not learning progress)
 
     def validate(self) -> None:
@@ -118,6 +119,10 @@ class OCM(VAELearner):
                     # data), not the rise that learning progress (or a fresh component's training) makes
                     shift = (None if self.r_last is None else
                              abs(r - self.r_last) if c.expansion_direction == "both" else self.r_last - r)
+                    last_test = next((e for e in reversed(self.log) if "R" in e), None)
+                    rebaseline = c.expansion_rebaseline and last_test is not None and last_test["expanded"]
+                    if rebaseline:
+                        shift = None  # the first test after an expansion: a new baseline, no decision
                     expand = (shift is not None and shift > c.expansion_threshold
                               and len(self.model) < c.max_components and self.arrivals >= c.expansion_warmup)
                     event.update({"R": r, "R_last": self.r_last, "expanded": expand})
@@ -126,7 +131,7 @@ class OCM(VAELearner):
                         self.model.add_component(freeze_shared=c.freeze_shared)
                         self.optimizer = self.make_optimizer(self.model.trainable_parameters())
                         self.ltm.clear()
-                    if self.r_last is None or expand or c.r_last_update == "every-event":
+                    if self.r_last is None or expand or rebaseline or c.r_last_update == "every-event":
                         self.r_last = r
             # c. move the chosen STM samples to the LTM, d. flush the STM
             event["moved"] = self.ltm.add(self.stm.data[chosen])
