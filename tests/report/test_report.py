@@ -140,3 +140,16 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path, data_root, monkeypatch, 
     assert main(["run", cfg, *SMOKE, "--tensorboard", "--data-root", data_root, "--out", str(out)]) == 2
     assert "pip install tensorboard" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_report_says_where_each_runs_time_went(smoke_runs, tmp_path):
+    res = json.loads((smoke_runs["reservoir"] / "results.json").read_text())
+    phases = res["wall_by_phase_s"]
+    assert {"train_steps", "memory_and_events", "evaluation_points", "checkpoints", "final_evaluation"} <= set(phases)
+    assert all(v >= 0 for v in phases.values()) and phases["train_steps"] > 0
+    assert sum(phases.values()) <= res["train_wall_s"] + phases["final_evaluation"] + 5
+    out = tmp_path / "rep"
+    assert main(["report", str(smoke_runs["reservoir"]), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    section = md.split("## Where the time went", 1)[1].split("\n## ", 1)[0]
+    assert "train steps" in section and "split_fashion-reservoir" in section
