@@ -88,22 +88,27 @@ def test_mixture_results_report_selected_and_mixture_likelihoods(tmp_path, data_
     assert abs(sum(r["component_share"]) - 1) < 1e-6
 
 
+def expanding_tests(data_root, monkeypatch, option: str, rs: list[float]) -> list[int]:
+    """Run Dynamic-OCM (smoke) with R forced to the values ``rs`` (lambda2 = 10) and ``option``;
+    return which expansion tests (1-based) expanded."""
+    cfg = load_config(DYN, ["budget=smoke", "learner.expansion_threshold=10.0", "learner.max_components=5",
+                            option, "progress=False"])
+    stream, learner = build(cfg, data_root)
+    values = iter(rs + [rs[-1]] * 100)
+    monkeypatch.setattr(learner, "memory_bound", lambda x: next(values))
+    for t in range(len(stream)):
+        learner.observe(stream.batch(t).x)
+    tested = [e for e in learner.log if "R" in e]
+    assert len(tested) >= 3, learner.log
+    return [i + 1 for i, e in enumerate(tested) if e["expanded"]]
+
+
 @pytest.mark.parametrize("direction, expected", [("both", [2, 3]), ("drop", [3])])
 def test_expansion_direction_drop_ignores_a_rise_of_r(data_root, monkeypatch, direction, expected):
     """Released: |R - R_last| > lambda2 fires on a rise (learning progress) as on a fall; with
     expansion_direction=drop only a fall (the memory's likelihood dropping: new data) expands."""
-    cfg = load_config(DYN, ["budget=smoke", "learner.expansion_threshold=10.0", "learner.max_components=5",
-                            f"learner.expansion_direction={direction}", "progress=False"])
-    stream, learner = build(cfg, data_root)
-    rs = iter([-300.0, -280.0, -300.0, -301.0, -299.0] + [-299.0] * 100)  # a rise of 20, a fall of 20, then flat
-    monkeypatch.setattr(learner, "memory_bound", lambda x: next(rs))
-    for t in range(len(stream)):
-        learner.observe(stream.batch(t).x)
-        if len(learner.log) >= 5:
-            break
-    tested = [e for e in learner.log if "R" in e]
-    assert len(tested) >= 3
-    assert [i + 1 for i, e in enumerate(tested) if e["expanded"]] == expected, learner.log
+    rs = [-300.0, -280.0, -300.0]  # a rise of 20, then a fall of 20
+    assert expanding_tests(data_root, monkeypatch, f"learner.expansion_direction={direction}", rs) == expected
 
 
 @pytest.mark.parametrize("rebaseline, expected", [(False, [2, 3]), (True, [2])])
@@ -111,15 +116,6 @@ def test_expansion_rebaseline_makes_the_test_after_an_expansion_a_new_baseline(d
                                                                                expected):
     """Released: the test right after an expansion compares with the R from before it (the memory has
     been wiped since), so it fires again; with expansion_rebaseline it only records R."""
-    cfg = load_config(DYN, ["budget=smoke", "learner.expansion_threshold=10.0", "learner.max_components=5",
-                            f"learner.expansion_rebaseline={str(rebaseline).lower()}", "progress=False"])
-    stream, learner = build(cfg, data_root)
-    rs = iter([-300.0, -330.0, -380.0, -400.0, -400.0] + [-400.0] * 100)
-    monkeypatch.setattr(learner, "memory_bound", lambda x: next(rs))
-    for t in range(len(stream)):
-        learner.observe(stream.batch(t).x)
-        if len(learner.log) >= 5:
-            break
-    tested = [e for e in learner.log if "R" in e]
-    assert len(tested) >= 3
-    assert [i + 1 for i, e in enumerate(tested) if e["expanded"]] == expected, learner.log
+    rs = [-300.0, -330.0, -380.0]
+    option = f"learner.expansion_rebaseline={str(rebaseline).lower()}"
+    assert expanding_tests(data_root, monkeypatch, option, rs) == expected
