@@ -301,17 +301,6 @@ def textbook_step(model, opt, x, samples, generator):
 
 
 # -- the benchmark -------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv: list[str] | None = None) -> None:
     global CLOCK
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -345,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"date {datetime.datetime.now().isoformat(timespec='seconds')}  host {platform.node()}  "
           f"command: python benchmarks/bench_vae.py {' '.join(argv if argv is not None else __import__('sys').argv[1:])}")
-    print(f"cpu {cpu_model()}  nproc {os.cpu_count()}  torch {torch.__version__}  "
+    print(f"cpu {precision.cpu_name()}  nproc {os.cpu_count()}  torch {torch.__version__}  "
           f"threads {torch.get_num_threads()}  mkldnn {torch.backends.mkldnn.is_available()}  clock {args.clock}")
     print(f"path: {native.status(on_native)}")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -165,17 +165,6 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv: list[str] | None = None) -> None:
     global CLOCK
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -203,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"date {datetime.datetime.now().isoformat(timespec='seconds')}  host {platform.node()}  "
           f"command: python benchmarks/bench_vaegan.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"machine: {precision.machine()}")
-    print(f"cpu {cpu_model()}  nproc {os.cpu_count()}  threads {torch.get_num_threads()}  clock {args.clock}  "
+    print(f"cpu {precision.cpu_name()}  nproc {os.cpu_count()}  threads {torch.get_num_threads()}  clock {args.clock}  "
           f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
     base = make_learner(args.size, args.width, args.set)

@@ -54,18 +54,21 @@ def matrix_isa() -> str:
         return platform.machine()
 
 
-def machine() -> str:
-    """One line naming the CPU and its matrix instructions (benchmarks print it)."""
-    name = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{name}; matrix instructions: {matrix_isa()}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine() -> str:
+    """One line naming the CPU and its matrix instructions (benchmarks print it)."""
+    return f"{cpu_name()}; matrix instructions: {matrix_isa()}; torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def bf16_native(device: torch.device) -> bool:
