@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/experiments/issue9-table.py runs/issue9/*/
 
-Columns: ll_iw1000 (selected for mixtures), mixture, K, expansion arrivals (events.jsonl), memory,
+Columns: ll_iw1000 (selected for mixtures), its value on task 0 (the first-task runs), tasks seen, mixture, K, expansion arrivals (events.jsonl), memory,
 Adam steps, recon_sse, precision, training wall time and, where the run recorded it, the share of
 the wall time spent in optimiser updates. Unfinished runs are listed with their last arrival.
 Then mean +- sample std over seeds for every group of runs whose tags differ only in `-s<seed>`.
@@ -30,7 +30,8 @@ def row(d: Path) -> dict | None:
     return {"tag": d.name, "ll": r.get("ll_iw1000_selected", r.get("ll_iw1000")), "mix": r.get("ll_iw1000_mixture"),
             "K": r.get("components", 1), "exp": exp, "memory": r.get("memory"), "steps": r.get("steps"),
             "recon": r.get("recon_sse"), "precision": r.get("precision", "fp32"), "wall": r.get("train_wall_s"),
-            "train_share": (phases.get("train_steps", 0) / total) if total else None}
+            "train_share": (phases.get("train_steps", 0) / total) if total else None,
+            "task0": (r.get("per_task") or {}).get("ll_iw1000", [None])[0], "tasks": r.get("tasks_seen")}
 
 
 def fmt(v, spec=".2f"):
@@ -39,15 +40,15 @@ def fmt(v, spec=".2f"):
 
 def main(dirs: list[str]) -> None:
     rows = [r for r in (row(Path(d.rstrip("/"))) for d in dirs if (Path(d) / "config.yaml").exists()) if r]
-    print("| run | ll_iw1000 (selected) | mixture | K | expansions at arrival | memory | Adam steps | recon_sse | precision | train wall (s) | in updates |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| run | ll_iw1000 (selected) | task 0 | tasks seen | mixture | K | expansions at arrival | memory | Adam steps | recon_sse | precision | train wall (s) | in updates |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "unfinished" in r:
-            print(f"| `{r['tag']}` | running (arrival {r['unfinished']}) | | | | | | | | | |")
+            print(f"| `{r['tag']}` | running (arrival {r['unfinished']}) | | | | | | | | | | | |")
             continue
         exp = ", ".join(map(str, r["exp"])) or "-"
         share = "-" if r["train_share"] is None else f"{r['train_share']:.0%}"
-        print(f"| `{r['tag']}` | {fmt(r['ll'])} | {fmt(r['mix'])} | {r['K']} | {exp} | {r['memory']} | "
+        print(f"| `{r['tag']}` | {fmt(r['ll'])} | {fmt(r['task0'])} | {r['tasks']} | {fmt(r['mix'])} | {r['K']} | {exp} | {r['memory']} | "
               f"{r['steps']:,} | {fmt(r['recon'])} | {r['precision']} | {fmt(r['wall'], '.0f')} | {share} |")
     groups: dict[str, list[dict]] = {}
     for r in rows:
