@@ -7,10 +7,14 @@ Columns: device, recon_sse (all tasks) and its per-task values, reconstruction a
 and generation IS on the named classifier network (with the number of images), the linear probe,
 clusters, memory, switches detected and false alarms (DEMC: a cluster at the boundary arrival or
 in the 2 checks after it), updates and wall time. Unfinished runs are listed with their last arrival.
+Last, for the DEMC runs, the novelty statistic around each task switch (median over checks): the 20
+arrivals before the boundary, the 3 after it, and arrivals +40..60 and +100..120 after it: a
+switch the encoder already separates shows as a step, one it has still to learn as a slow ramp.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 import sys
@@ -27,6 +31,7 @@ def main(dirs: list[str]) -> None:
           "| switches detected | false alarms | updates | wall (min) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     groups: dict[str, list[dict]] = {}
+    around: list[str] = []
     n_fid = None
     for d in map(Path, dirs):
         if not (d / "config.yaml").exists() or d.name.startswith("smoke"):
@@ -44,6 +49,7 @@ def main(dirs: list[str]) -> None:
             run = load_run(d)
             s = novelty_detection(run.events, run.task_ends, window=2)
             det, fa = f"{s['detected']}/{s['switches']}", str(s["false_alarms"])
+            around.append(f"| `{d.name}` | " + " | ".join(_around(run.events, end) for end in run.task_ends[:-1]) + " |")
         dev = str(r.get("device", "cpu")).replace("cuda (NVIDIA ", "").rstrip(")")
         per = " / ".join(f"{v:.1f}" for v in r["per_task"]["recon_sse"])
         print(f"| `{d.name}` | {dev} | {r['recon_sse']:.2f} | {per} | {r['fid_classifier_recon']:.1f} "
@@ -59,6 +65,20 @@ def main(dirs: list[str]) -> None:
             v = [r[k] for r in rs]
             cells.append(f"{statistics.mean(v):.2f} +- {statistics.stdev(v):.2f}" if len(v) > 1 else f"{v[0]:.2f}")
         print(f"| `{name}` | {len(rs)} | " + " | ".join(cells) + " |")
+    if around:
+        print("\n| DEMC run | switch 1 | switch 2 | switch 3 | switch 4 |  (novelty: before / just after / +40..60 / +100..120)")
+        print("|---|---|---|---|---|")
+        print("\n".join(around))
+
+
+def _around(events: list[dict], end: int) -> str:
+    """The median novelty before, just after and well after the switch at arrival ``end``."""
+    v = {e["arrival"]: e["novelty"] for e in events if e.get("novelty") is not None}
+
+    def med(lo: int, hi: int) -> str:
+        x = [math.log(v[i]) for i in range(end + lo, end + hi) if i in v]
+        return f"{math.exp(statistics.median(x)):.2f}" if x else "-"
+    return " / ".join((med(-20, 0), med(1, 4), med(40, 60), med(100, 120)))
 
 
 if __name__ == "__main__":
