@@ -22,6 +22,9 @@ EXPERIMENTS=(
   "reservoir-s1|split_fashion/reservoir-vaegan|budget=hour seed=1 memory.capacity=CAP(demc-s1)"
   "demc-released-s1|split_fashion/demc|budget=hour seed=1 memory.novelty_test=absolute memory.novelty_bn=batch"
   "finetune-s1|split_fashion/finetune-vaegan|budget=hour seed=1"
+  # session 5: the reconstruction-error statistic (memory.novelty_statistic=recon) with the relative test
+  "demc-recon-s0|split_fashion/demc|budget=hour seed=0 memory.novelty_statistic=recon"
+  "demc-recon-s1|split_fashion/demc|budget=hour seed=1 memory.novelty_statistic=recon"
 )
 
 want=" $* "

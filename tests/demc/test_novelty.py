@@ -176,3 +176,28 @@ def test_the_inception_file_is_checked_against_its_sha256_and_recorded(tmp_path,
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="64 hex digits"):
         EvalConfig(fid_inception_sha256="abc").validate()
+
+
+def test_the_recon_statistic_scores_unlearnt_data_above_learnt_data_and_can_expand(data_root):
+    cfg = load_config(DEMC, ["budget=smoke", "progress=False", "memory.novelty_statistic=recon",
+                             "memory.novelty_test=relative", "memory.novelty_warmup=1", "memory.novelty_z=1.0",
+                             "learner.updates_per_arrival=20"])  # enough to learn what the images look like
+    stream, learner = build(cfg, data_root)
+    for t in range(5):
+        learner.observe(stream.batch(t).x)
+    assert learner.clusters.num_clusters == 1 and learner.log[-1]["novelty"] is not None
+    seen, unseen = stream.batch(5).x, 1.0 - stream.batch(5).x  # the same images, inverted: never trained on
+    familiar, novel = learner.recon_ratios(seen), learner.recon_ratios(unseen)
+    assert familiar.shape == novel.shape == (1,)
+    assert float(novel) > 1.1 * float(familiar)  # unlearnt images reconstruct worse (1.19-1.26x, 3 seeds)
+    # the statistic the learner logs and tests is the aggregated ratio: the inverted batch expands
+    learner.observe(unseen)
+    assert learner.log[-1]["expanded"] and learner.log[-1]["novelty"] > 1.1 * float(familiar)
+    assert learner.clusters.num_clusters == 2
+
+
+def test_the_recon_statistic_rejects_refreshing_latent_descriptors():
+    with pytest.raises(ConfigError, match="novelty_statistic=kl"):
+        DEMCMemoryConfig(novelty_statistic="recon", refresh_stats=True).validate()
+    with pytest.raises(ConfigError, match="novelty_statistic"):
+        DEMCMemoryConfig(novelty_statistic="loss").validate()

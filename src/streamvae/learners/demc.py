@@ -6,7 +6,8 @@ M^t and a growing set of memory clusters M^d. Per arrival (``DEMC.observe``):
   2. when M^t holds more than ``temp_capacity`` images, the novelty check runs: x_t's latent
      descriptor (mean of the encoder means and standard deviations; BatchNorm on the batch's own
      statistics as released, or on running statistics) is compared with every cluster's by the
-     mean-per-dimension KL, aggregated over clusters (max: released, min: paper). With no cluster
+     mean-per-dimension KL (or, ``novelty_statistic=recon``, x_t's mean reconstruction error over
+     each cluster's), aggregated over clusters (max: released, min: paper). With no cluster
      yet, or when the test fires (absolute, released: novelty > ``novelty_threshold``; relative:
      a robust z-score of log novelty against the recent checks exceeds ``novelty_z``), a new
      cluster is made of the ``cluster_size`` M^t images of lowest reconstruction error (one
@@ -58,6 +59,7 @@ class DEMCMemoryConfig(MemoryConfig):
     refresh_stats: bool = False  # re-encode every cluster's images at each novelty check (released: never)
     novelty_bn: str = "batch"  # BatchNorm for descriptors: batch (released: the batch's own stats) | eval (running)
     cluster_descriptor: str = "cluster"  # descriptor from: cluster (released: its own images) | random | temporary-memory
+    novelty_statistic: str = "kl"  # kl (released: latent descriptors' KL) | recon (batch recon error / cluster's)
     max_clusters: int = 0  # 0 = unbounded (released); else no expansion once this many clusters exist
 
     def validate(self) -> None:
@@ -76,10 +78,14 @@ class DEMCMemoryConfig(MemoryConfig):
         check_choice("memory.novelty_agg", self.novelty_agg, ("max", "min"))
         check_choice("memory.novelty_kl", self.novelty_kl, ("one-sided", "symmetric"))
         check_choice("memory.novelty_bn", self.novelty_bn, ("batch", "eval"))
+        check_choice("memory.novelty_statistic", self.novelty_statistic, ("kl", "recon"))
         if self.cluster_size > self.temp_capacity:
             raise ConfigError("memory.cluster_size must not exceed memory.temp_capacity (clusters come from it)")
         if self.novelty_warmup > self.novelty_window:
             raise ConfigError("memory.novelty_warmup must not exceed memory.novelty_window")
+        if self.refresh_stats and self.novelty_statistic != "kl":
+            raise ConfigError("memory.refresh_stats re-encodes the clusters' latent descriptors: it needs "
+                              "memory.novelty_statistic=kl")
         if self.refresh_stats and self.cluster_descriptor != "cluster":
             raise ConfigError("memory.refresh_stats re-encodes each cluster's own images: it needs "
                               "memory.cluster_descriptor=cluster")
@@ -111,11 +117,16 @@ class DEMC(VAEGANLearner):
         # 2. novelty check, only when the temporary memory overflows
         expanded = False
         if self.temp.over_capacity() and not self.clusters.full():
-            mu, sigma = self.latent_stats(x)  # descriptor of the incoming batch only, (B, Z) each
-            if m.refresh_stats and self.clusters.num_clusters > 0:
-                fresh = [self.latent_stats(images) for images in self.clusters.images]  # cluster by cluster
-                self.clusters.set_descriptors(torch.cat([f[0] for f in fresh]), torch.cat([f[1] for f in fresh]))
-            d = self.clusters.distances(mu, sigma) if self.clusters.num_clusters else torch.zeros(0, device=x.device)
+            if not self.clusters.num_clusters:
+                d = torch.zeros(0, device=x.device)
+            elif m.novelty_statistic == "recon":
+                d = self.recon_ratios(x)
+            else:
+                mu, sigma = self.latent_stats(x)  # descriptor of the incoming batch only, (B, Z) each
+                if m.refresh_stats:
+                    fresh = [self.latent_stats(images) for images in self.clusters.images]  # cluster by cluster
+                    self.clusters.set_descriptors(torch.cat([f[0] for f in fresh]), torch.cat([f[1] for f in fresh]))
+                d = self.clusters.distances(mu, sigma)
             novelty = self.clusters.aggregate(d)  # inf with no cluster yet: the first one is always made
             z = self.relative.score(novelty) if len(d) else None  # None while the relative test warms up
             if not len(d):
@@ -156,6 +167,16 @@ class DEMC(VAEGANLearner):
         mu, sigma = self.latent_stats(described)
         self.clusters.add(data[idx], mu, sigma)
         self.temp.clear()
+
+    def recon_ratios(self, x: torch.Tensor) -> torch.Tensor:
+        """``memory.novelty_statistic=recon``: the incoming batch's mean reconstruction error over
+        each cluster's mean error under the current model, ``(K,)`` (eval-mode BatchNorm, one
+        stochastic latent draw per image). Data the model has not learnt reconstructs worse at once,
+        before the encoder has learnt to place it apart; model-wide drift cancels in the ratio."""
+        k, n = self.clusters.num_clusters, self.cfg.memory.cluster_size
+        err_x = self.model.recon_error(x, self.generator).mean()
+        err_c = self.model.recon_error(self.clusters.data, self.generator).reshape(k, n).mean(1)
+        return err_x / err_c.clamp_min(1e-12)
 
     def latent_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder means and std devs of a batch or cluster, ``(B, Z)`` each, for the descriptors:
