@@ -38,6 +38,9 @@ EXPERIMENTS=(
   "gp-standard-s1|seed=1 learner.gp_legacy=false"
   "rmsprop-zero-s1|seed=1 learner.rmsprop_init=zero"
   "rel-eval-random-z4-s1|seed=1 memory.novelty_test=relative memory.novelty_bn=eval memory.cluster_descriptor=random memory.novelty_z=4.0"
+  # session 5: the reconstruction-error statistic (memory.novelty_statistic=recon)
+  "rel-recon-z4|memory.novelty_test=relative memory.novelty_statistic=recon memory.novelty_z=4.0"
+  "rel-recon-z4-s1|seed=1 memory.novelty_test=relative memory.novelty_statistic=recon memory.novelty_z=4.0"
 )
 
 want=" $* "
