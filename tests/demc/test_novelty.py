@@ -148,6 +148,10 @@ def test_the_novelty_plot_draws_the_checks_of_a_run(tmp_path):
               results=None, rows=[{"arrival": 60, "task_ends": [20, 40, 60]}], events=events, label="demc")
     fig = plot_novelty_over_stream([run])
     assert fig is not None and "2/2 switches, 0 false alarms" in fig.legends[0].get_texts()[0].get_text()
+    assert fig.axes[0].get_ylabel() == "novelty (KL per latent dim)"
+    recon = Run(path=tmp_path, config={"memory": {"novelty_test": "relative", "novelty_statistic": "recon"}},
+                results=None, rows=run.rows, events=events, label="demc-recon")
+    assert plot_novelty_over_stream([recon]).axes[0].get_ylabel() == "novelty (batch recon error / cluster's)"
     assert plot_novelty_over_stream([Run(path=tmp_path, config={}, results=None, rows=[], events=[])]) is None
 
 

@@ -256,6 +256,10 @@ def plot_expansion_statistic(run: Run) -> Figure | None:
     return fig
 
 
+# what a DEMC run's logged novelty measures (``memory.novelty_statistic``)
+_NOVELTY_UNITS = {"kl": "novelty (KL per latent dim)", "recon": "novelty (batch recon error / cluster's)"}
+
+
 def plot_novelty_over_stream(runs: list[Run], window: int = 2) -> Figure | None:
     """DEMC's novelty checks (events.jsonl): the statistic (log scale) with the absolute threshold,
     and its robust z-score with the relative threshold; expansions marked, task boundaries dashed.
@@ -292,7 +296,8 @@ def plot_novelty_over_stream(runs: list[Run], window: int = 2) -> Figure | None:
     ax_v.set_yscale("log")
     for ax in (ax_v, ax_z):
         _task_boundaries(ax, with_checks[0])
-    ax_v.set_ylabel("novelty (KL per latent dim)", fontsize=8)
+    statistics = {run.config.get("memory", {}).get("novelty_statistic", "kl") for run in with_checks}
+    ax_v.set_ylabel(" | ".join(_NOVELTY_UNITS[s] for s in sorted(statistics)), fontsize=8)
     ax_z.set_ylabel("robust z of log novelty", fontsize=8)
     ax_z.set_xlabel("images seen (dashed: task boundaries; dotted: thresholds; triangles: expansions)")
     ax_v.set_title("novelty checks along the stream", fontsize=9)
