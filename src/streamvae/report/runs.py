@@ -232,16 +232,35 @@ def load_runs(paths) -> list[Run]:
 
 # fields of config.yaml that say how a run was executed, not what it is: runs that differ only in
 # these (and the seed) are repetitions of one configuration
-EXECUTION_FIELDS = ("seed", "threads", "progress", "tensorboard", "out_dir")
+EXECUTION_FIELDS = ("seed", "threads", "progress", "tensorboard", "out_dir", "device")
 
 
+def _schema_defaults(learner: str) -> dict | None:
+    """Today's defaults of a learner's config, flattened; None for a learner this process cannot load
+    (a plugin that is not importable here)."""
+    from ..config import skeleton, to_dict  # noqa: PLC0415 (the registry imports every learner)
+    from ..registry import get_learner  # noqa: PLC0415
+    try:
+        return flatten(to_dict(skeleton(get_learner(learner), learner)))
+    except StreamVAEError:
+        return None
 
 
 def configuration(run: Run) -> dict:
-    """The run's resolved config, flattened to dotted keys, without the seed and execution fields."""
+    """The run's resolved config, flattened to dotted keys, without the seed and execution fields.
+
+    It is read against today's schema of the run's learner, so runs written by older versions group
+    with new ones: a field the learner does not have is dropped (older config.yaml files listed every
+    learner's fields), and a field added since is filled with its default (a new field's default
+    keeps the behaviour the older run had). A learner this process cannot load is taken as written.
+    """
     if not run.config:  # no config.yaml: a configuration of its own
         return {"run directory": str(run.path)}
-    return {k: v for k, v in flatten(run.config).items() if k not in EXECUTION_FIELDS}
+    flat = flatten(run.config)
+    defaults = _schema_defaults(str(flat.get("learner.name", "")))
+    if defaults is not None:
+        flat = {k: flat.get(k, v) for k, v in defaults.items()}
+    return {k: v for k, v in flat.items() if k not in EXECUTION_FIELDS}
 
 
 @dataclass
