@@ -4,13 +4,9 @@
 # a finished run is skipped, an interrupted one resumed. The reservoir VAE-GAN is sized to the final
 # memory (M^t + clusters) of the DEMC run of the same seed, read from its results.json. Usage:
 #   SRC=/path/to/frozen/src OUT=runs/hour bash scripts/experiments/demc-hour.sh [TAG ...]
-set -uo pipefail
-cd "$(dirname "$0")/../.."
+# The loop (skip, resume, CAP) is run_experiments in lib.sh.
 OUT=${OUT:-runs/hour}
-PY=${PY:-.venv/bin/python}
-CONFIGS=configs
-if [ -n "${SRC:-}" ]; then export PYTHONPATH="$SRC"; CONFIGS="$SRC/../configs"; fi
-mkdir -p "$OUT"
+source "$(dirname "$0")/lib.sh"
 
 # tag | config | overrides (CAP(<tag>) = the final memory of run <tag>)
 EXPERIMENTS=(
@@ -27,26 +23,4 @@ EXPERIMENTS=(
   "demc-recon-s1|split_fashion/demc|budget=hour seed=1 memory.novelty_statistic=recon"
 )
 
-want=" $* "
-for e in "${EXPERIMENTS[@]}"; do
-  IFS='|' read -r tag cfg sets <<<"$e"
-  [ $# -gt 0 ] && [[ "$want" != *" $tag "* ]] && continue
-  dir="$OUT/$tag"
-  if [ -f "$dir/results.json" ]; then echo "skip $tag (finished)"; continue; fi
-  if [[ "$sets" =~ CAP\(([a-z0-9-]+)\) ]]; then
-    src="$OUT/${BASH_REMATCH[1]}/results.json"
-    if [ ! -f "$src" ]; then echo "skip $tag ($src not there yet)"; continue; fi
-    cap=$($PY -c "import json, sys; print(json.load(open(sys.argv[1]))['memory'])" "$src")
-    sets=${sets/CAP(${BASH_REMATCH[1]})/$cap}
-  fi
-  args=()
-  for s in $sets threads=1; do args+=(--set "$s"); done
-  echo "$(date -u +%FT%TZ) start $tag ($sets)" | tee -a "$OUT/chain.log"
-  if [ -f "$dir/checkpoint.pt" ]; then
-    $PY -m streamvae.cli run --resume "$dir" --no-progress >>"$dir/log.txt" 2>&1; rc=$?
-  else
-    mkdir -p "$dir"
-    $PY -m streamvae.cli run "$CONFIGS/$cfg.yaml" "${args[@]}" --no-progress --out "$dir" >"$dir/log.txt" 2>&1; rc=$?
-  fi
-  echo "$(date -u +%FT%TZ) end $tag rc=$rc" | tee -a "$OUT/chain.log"
-done
+run_experiments "$@"

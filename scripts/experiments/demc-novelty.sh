@@ -8,21 +8,19 @@
 # SRC (optional) pins the code the runs import (e.g. a copy of src/), as in issue9.sh.
 # The z-score of every check is logged whatever the test, so the absolute runs also show where the
 # relative test would first have fired.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
+# The loop is run_experiments in lib.sh (each run's log is in $OUT/<tag>/log.txt; runs made before
+# it have theirs in $OUT/<tag>.log).
 OUT=${OUT:-runs/demc-dev}
-PY=${PY:-.venv/bin/python}
-if [ -n "${SRC:-}" ]; then export PYTHONPATH="$SRC"; fi
-mkdir -p "$OUT"
+source "$(dirname "$0")/lib.sh"
 # every setting the runs compare is pinned here (the released ones), so that they do not depend on the
 # config file's defaults or its `fast` preset
-COMMON="budget=fast threads=1 stream.samples_per_class=1200 eval.fid=false eval.probe=false eval.test_size=2000
+COMMON="budget=fast stream.samples_per_class=1200 eval.fid=false eval.probe=false eval.test_size=2000
 eval.curve_test_size=500 memory.novelty_test=absolute memory.novelty_threshold=5.0 memory.novelty_bn=batch
 memory.cluster_descriptor=cluster memory.novelty_window=50 memory.novelty_warmup=10 memory.novelty_z=3.0
 learner.gp_legacy=true learner.rmsprop_init=one learner.vae_weight=1.0"
 
 # tag | overrides (on configs/split_fashion/demc.yaml, after COMMON)
-EXPERIMENTS=(
+NOVELTY=(
   "released|"
   "rel-eval-random-z4|memory.novelty_test=relative memory.novelty_bn=eval memory.cluster_descriptor=random memory.novelty_z=4.0"
   "abs-eval-0.25|memory.novelty_bn=eval memory.novelty_threshold=0.25"
@@ -43,16 +41,9 @@ EXPERIMENTS=(
   "rel-recon-z4-s1|seed=1 memory.novelty_test=relative memory.novelty_statistic=recon memory.novelty_z=4.0"
 )
 
-want=" $* "
-for e in "${EXPERIMENTS[@]}"; do
+EXPERIMENTS=()
+for e in "${NOVELTY[@]}"; do
   IFS='|' read -r tag sets <<<"$e"
-  [ $# -gt 0 ] && [[ "$want" != *" $tag "* ]] && continue
-  dir="$OUT/$tag"
-  if [ -f "$dir/results.json" ]; then echo "skip $tag (finished)"; continue; fi
-  args=()
-  for s in $COMMON $sets; do args+=(--set "$s"); done
-  echo "$(date -u +%FT%TZ) start $tag" | tee -a "$OUT/chain.log"
-  $PY -m streamvae.cli run configs/split_fashion/demc.yaml "${args[@]}" --no-progress --out "$dir" \
-    >"$OUT/$tag.log" 2>&1
-  echo "$(date -u +%FT%TZ) end $tag rc=$?" | tee -a "$OUT/chain.log"
+  EXPERIMENTS+=("$tag|split_fashion/demc|${COMMON//$'\n'/ } $sets")
 done
+run_experiments "$@"

@@ -4,14 +4,9 @@
 # script can simply be started again after a stop. Usage:
 #   SRC=/path/to/frozen/src OUT=runs/issue9 bash scripts/experiments/issue9.sh [TAG ...]
 # SRC (optional) pins the code the runs import (a git worktree of one commit), so that editing the
-# working tree does not change runs already queued.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
+# working tree does not change runs already queued. The loop is run_experiments in lib.sh.
 OUT=${OUT:-runs/issue9}
-PY=${PY:-.venv/bin/python}
-CONFIGS=configs
-if [ -n "${SRC:-}" ]; then export PYTHONPATH="$SRC"; CONFIGS="$SRC/../configs"; fi
-mkdir -p "$OUT"
+source "$(dirname "$0")/lib.sh"
 
 # tag | config | overrides
 EXPERIMENTS=(
@@ -53,20 +48,4 @@ EXPERIMENTS=(
   "dyn-paper-bf16-s0|split_fashion/dynamic-ocm|budget=paper seed=0 precision=bf16 checkpoint_every=10"
 )
 
-want=" $* "
-for e in "${EXPERIMENTS[@]}"; do
-  IFS='|' read -r tag cfg sets <<<"$e"
-  [ $# -gt 0 ] && [[ "$want" != *" $tag "* ]] && continue
-  dir="$OUT/$tag"
-  if [ -f "$dir/results.json" ]; then echo "skip $tag (finished)"; continue; fi
-  args=()
-  for s in $sets threads=1; do args+=(--set "$s"); done
-  echo "$(date -u +%FT%TZ) start $tag" | tee -a "$OUT/chain.log"
-  if [ -f "$dir/checkpoint.pt" ]; then
-    $PY -m streamvae.cli run --resume "$dir" --no-progress >>"$dir/log.txt" 2>&1; rc=$?
-  else
-    mkdir -p "$dir"
-    $PY -m streamvae.cli run "$CONFIGS/$cfg.yaml" "${args[@]}" --no-progress --out "$dir" >"$dir/log.txt" 2>&1; rc=$?
-  fi
-  echo "$(date -u +%FT%TZ) end $tag rc=$rc" | tee -a "$OUT/chain.log"
-done
+run_experiments "$@"
