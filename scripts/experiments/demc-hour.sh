@@ -21,6 +21,9 @@ EXPERIMENTS=(
   # session 5: the reconstruction-error statistic (memory.novelty_statistic=recon) with the relative test
   "demc-recon-s0|split_fashion/demc|budget=hour seed=0 memory.novelty_statistic=recon"
   "demc-recon-s1|split_fashion/demc|budget=hour seed=1 memory.novelty_statistic=recon"
+  # session 6: the model-free statistic (pixel MMD^2 of the batch against M^t, z against permutations)
+  "demc-mmd-s0|split_fashion/demc|budget=hour seed=0 memory.novelty_statistic=mmd memory.novelty_test=absolute memory.novelty_threshold=8.0"
+  "demc-mmd-s1|split_fashion/demc|budget=hour seed=1 memory.novelty_statistic=mmd memory.novelty_test=absolute memory.novelty_threshold=8.0"
 )
 
 run_experiments "$@"

@@ -39,6 +39,9 @@ NOVELTY=(
   # session 5: the reconstruction-error statistic (memory.novelty_statistic=recon)
   "rel-recon-z4|memory.novelty_test=relative memory.novelty_statistic=recon memory.novelty_z=4.0"
   "rel-recon-z4-s1|seed=1 memory.novelty_test=relative memory.novelty_statistic=recon memory.novelty_z=4.0"
+  # session 6: the model-free statistic (pixel MMD^2 against M^t as a permutation z-score), absolute test
+  "mmd-abs8|memory.novelty_statistic=mmd memory.novelty_threshold=8.0"
+  "mmd-abs8-s1|seed=1 memory.novelty_statistic=mmd memory.novelty_threshold=8.0"
 )
 
 EXPERIMENTS=()

@@ -205,3 +205,66 @@ def test_the_recon_statistic_rejects_refreshing_latent_descriptors():
         DEMCMemoryConfig(novelty_statistic="recon", refresh_stats=True).validate()
     with pytest.raises(ConfigError, match="novelty_statistic"):
         DEMCMemoryConfig(novelty_statistic="loss").validate()
+
+
+# -- novelty_statistic=mmd: the model-free pixel-space test --------------------------------------
+
+
+def _blobs(n, shift, g, d=20):
+    """``n`` points of an isotropic Gaussian in ``d`` dims, its mean moved by ``shift`` along one axis."""
+    x = torch.randn(n, d, generator=g)
+    x[:, 0] += shift
+    return x
+
+
+def test_mmd_z_is_about_zero_for_one_distribution_and_large_for_another():
+    from streamvae.memory.demc import mmd_permutation_z
+
+    g = torch.Generator().manual_seed(0)
+    same = [mmd_permutation_z(_blobs(64, 0.0, g), _blobs(256, 0.0, g), 100, g) for _ in range(40)]
+    shifted = [mmd_permutation_z(_blobs(64, 1.5, g), _blobs(256, 0.0, g), 100, g) for _ in range(10)]
+    assert abs(sum(same) / len(same)) < 0.6 and max(same) < 8.0  # the null: centred, no value at the threshold
+    assert min(shifted) > 10.0  # a moved distribution: far above it
+    # scale-free: the median-heuristic kernel gives the same z for data scaled by 1000
+    x, r = _blobs(64, 1.0, g), _blobs(256, 0.0, g)
+    a = mmd_permutation_z(x, r, 50, torch.Generator().manual_seed(3))
+    b = mmd_permutation_z(1000 * x, 1000 * r, 50, torch.Generator().manual_seed(3))
+    assert a == pytest.approx(b, rel=1e-6)
+    with pytest.raises(ValueError, match="permutations"):
+        mmd_permutation_z(x, r, 1)
+
+
+def test_the_mmd_statistic_compares_the_batch_with_the_temporary_memory_before_it(data_root):
+    cfg = load_config(DEMC, ["budget=smoke", "progress=False", "memory.novelty_statistic=mmd",
+                             "memory.novelty_threshold=8.0", "memory.novelty_mmd_reference=64"])
+    stream, learner = build(cfg, data_root)
+    pool = torch.cat([stream.batch(t).x for t in range(len(stream))])  # every class: one stationary mix
+    g = torch.Generator().manual_seed(0)
+    for _ in range(6):  # the smoke stream changes task nearly every batch: draw batches from the mix instead
+        learner.observe(pool[torch.randperm(len(pool), generator=g)[:64]])
+    assert learner.clusters.num_clusters == 1 and all(e["z"] is None for e in learner.log)
+    checks = [e["novelty"] for e in learner.log[1:]]
+    assert len(checks) >= 2 and max(checks) < 8.0 and not any(e["expanded"] for e in learner.log[1:])
+    seen = []
+    import streamvae.learners.demc as demc_module
+    real = demc_module.mmd_permutation_z
+    try:  # the reference is M^t without the incoming batch
+        demc_module.mmd_permutation_z = lambda x, ref, p, g: (seen.append((x, ref)), real(x, ref, p, g))[1]
+        inverted = 1.0 - pool[:64]  # never seen: far from everything in M^t
+        before = learner.temp.data.clone()
+        learner.observe(inverted)
+    finally:
+        demc_module.mmd_permutation_z = real
+    x, ref = seen[0]
+    assert torch.equal(x, inverted) and len(ref) == 64
+    assert all(any(torch.equal(row, b) for b in before) for row in ref)  # every reference image was in M^t
+    assert learner.log[-1]["novelty"] > 10.0 and learner.log[-1]["expanded"]
+    assert learner.clusters.num_clusters == 2
+
+
+def test_the_mmd_statistic_needs_the_absolute_test():
+    with pytest.raises(ConfigError, match="novelty_test=absolute"):
+        DEMCMemoryConfig(novelty_statistic="mmd", novelty_test="relative").validate()
+    with pytest.raises(ConfigError, match="novelty_mmd_permutations"):
+        DEMCMemoryConfig(novelty_statistic="mmd", novelty_mmd_permutations=1).validate()
+    DEMCMemoryConfig(novelty_statistic="mmd", novelty_threshold=8.0).validate()

@@ -7,7 +7,9 @@ M^t and a growing set of memory clusters M^d. Per arrival (``DEMC.observe``):
      descriptor (mean of the encoder means and standard deviations; BatchNorm on the batch's own
      statistics as released, or on running statistics) is compared with every cluster's by the
      mean-per-dimension KL (or, ``novelty_statistic=recon``, x_t's mean reconstruction error over
-     each cluster's), aggregated over clusters (max: released, min: paper). With no cluster
+     each cluster's), aggregated over clusters (max: released, min: paper); or, model-free
+     (``novelty_statistic=mmd``), x_t against a random sample of M^t by a pixel-space MMD^2, as a
+     z-score against its permutation null (``mmd_permutation_z``). With no cluster
      yet, or when the test fires (absolute, released: novelty > ``novelty_threshold``; relative:
      a robust z-score of log novelty against the recent checks exceeds ``novelty_z``), a new
      cluster is made of the ``cluster_size`` M^t images of lowest reconstruction error (one
@@ -37,7 +39,7 @@ import torch
 from ..config import MemoryConfig, check_choice, check_nonnegative, check_positive
 from ..errors import ConfigError
 from ..memory import CLUSTER_SELECTIONS, TEMPORARY_MEMORIES, ClusterMemory
-from ..memory.demc import RelativeNoveltyTest
+from ..memory.demc import RelativeNoveltyTest, mmd_permutation_z
 from .vaegan_training import VAEGANLearner
 
 
@@ -59,7 +61,9 @@ class DEMCMemoryConfig(MemoryConfig):
     refresh_stats: bool = False  # re-encode every cluster's images at each novelty check (released: never)
     novelty_bn: str = "batch"  # BatchNorm for descriptors: batch (released: the batch's own stats) | eval (running)
     cluster_descriptor: str = "cluster"  # descriptor from: cluster (released: its own images) | random | temporary-memory
-    novelty_statistic: str = "kl"  # kl (released: latent descriptors' KL) | recon (batch recon error / cluster's)
+    novelty_statistic: str = "kl"  # kl (released: latent KL) | recon (batch / cluster recon error) | mmd (pixels vs M^t)
+    novelty_mmd_reference: int = 256  # mmd: M^t images (at random, the batch excluded) the batch is compared with
+    novelty_mmd_permutations: int = 100  # mmd: relabellings that give the statistic's null mean and spread
     max_clusters: int = 0  # 0 = unbounded (released); else no expansion once this many clusters exist
 
     def validate(self) -> None:
@@ -78,7 +82,13 @@ class DEMCMemoryConfig(MemoryConfig):
         check_choice("memory.novelty_agg", self.novelty_agg, ("max", "min"))
         check_choice("memory.novelty_kl", self.novelty_kl, ("one-sided", "symmetric"))
         check_choice("memory.novelty_bn", self.novelty_bn, ("batch", "eval"))
-        check_choice("memory.novelty_statistic", self.novelty_statistic, ("kl", "recon"))
+        check_choice("memory.novelty_statistic", self.novelty_statistic, ("kl", "recon", "mmd"))
+        check_positive("memory.novelty_mmd_reference", self.novelty_mmd_reference)
+        if self.novelty_mmd_permutations < 2:
+            raise ConfigError(f"memory.novelty_mmd_permutations must be at least 2, got {self.novelty_mmd_permutations}")
+        if self.novelty_statistic == "mmd" and self.novelty_test != "absolute":
+            raise ConfigError("memory.novelty_statistic=mmd is already a z-score against its permutation null: "
+                              "use memory.novelty_test=absolute with memory.novelty_threshold (e.g. 8)")
         if self.cluster_size > self.temp_capacity:
             raise ConfigError("memory.cluster_size must not exceed memory.temp_capacity (clusters come from it)")
         if self.novelty_warmup > self.novelty_window:
@@ -121,6 +131,12 @@ class DEMC(VAEGANLearner):
                 d = torch.zeros(0, device=x.device)
             elif m.novelty_statistic == "recon":
                 d = self.recon_ratios(x)
+            elif m.novelty_statistic == "mmd":  # model-free: x against M^t as it was before x arrived
+                before = self.temp.data[: len(self.temp) - len(x)]
+                pick = torch.randperm(len(before), generator=self.generator, device=before.device)
+                z_mmd = mmd_permutation_z(x, before[pick[: m.novelty_mmd_reference]], m.novelty_mmd_permutations,
+                                          self.generator)
+                d = torch.tensor([z_mmd], device=x.device)
             else:
                 mu, sigma = self.latent_stats(x)  # descriptor of the incoming batch only, (B, Z) each
                 if m.refresh_stats:
@@ -128,7 +144,8 @@ class DEMC(VAEGANLearner):
                     self.clusters.set_descriptors(torch.cat([f[0] for f in fresh]), torch.cat([f[1] for f in fresh]))
                 d = self.clusters.distances(mu, sigma)
             novelty = self.clusters.aggregate(d)  # inf with no cluster yet: the first one is always made
-            z = self.relative.score(novelty) if len(d) else None  # None while the relative test warms up
+            # None while the relative test warms up; mmd is a z-score of its own (absolute test only)
+            z = self.relative.score(novelty) if len(d) and m.novelty_statistic != "mmd" else None
             if not len(d):
                 expanded = True
             elif m.novelty_test == "relative":
@@ -141,7 +158,7 @@ class DEMC(VAEGANLearner):
             if expanded:
                 self.make_cluster()
                 self.relative.reset()  # one cluster more: a new statistic, a new reference
-            else:
+            elif m.novelty_statistic != "mmd":
                 self.relative.push(novelty)
             self.log.append({**event, "clusters": self.clusters.num_clusters})
         logs: dict[str, float] = {}

@@ -257,7 +257,8 @@ def plot_expansion_statistic(run: Run) -> Figure | None:
 
 
 # what a DEMC run's logged novelty measures (``memory.novelty_statistic``)
-_NOVELTY_UNITS = {"kl": "novelty (KL per latent dim)", "recon": "novelty (batch recon error / cluster's)"}
+_NOVELTY_UNITS = {"kl": "novelty (KL per latent dim)", "recon": "novelty (batch recon error / cluster's)",
+                  "mmd": "novelty (pixel MMD², z vs permutations)"}
 
 
 def plot_novelty_over_stream(runs: list[Run], window: int = 2) -> Figure | None:
@@ -293,10 +294,13 @@ def plot_novelty_over_stream(runs: list[Run], window: int = 2) -> Figure | None:
             ax_v.axhline(memory["novelty_threshold"], color=color, lw=0.8, ls=":")  # the threshold in use only
         elif "novelty_z" in memory:
             ax_z.axhline(memory["novelty_z"], color=color, lw=0.8, ls=":")
-    ax_v.set_yscale("log")
+    statistics = {run.config.get("memory", {}).get("novelty_statistic", "kl") for run in with_checks}
+    if "mmd" in statistics:  # a z-score: about 0 (and negative) inside a task, tens at a switch
+        ax_v.set_yscale("symlog", linthresh=1.0)
+    else:
+        ax_v.set_yscale("log")
     for ax in (ax_v, ax_z):
         _task_boundaries(ax, with_checks[0])
-    statistics = {run.config.get("memory", {}).get("novelty_statistic", "kl") for run in with_checks}
     ax_v.set_ylabel(" | ".join(_NOVELTY_UNITS[s] for s in sorted(statistics)), fontsize=8)
     ax_z.set_ylabel("robust z of log novelty", fontsize=8)
     ax_z.set_xlabel("images seen (dashed: task boundaries; dotted: thresholds; triangles: expansions)")
