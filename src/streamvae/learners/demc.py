@@ -8,7 +8,7 @@ M^t and a growing set of memory clusters M^d. Per arrival (``DEMC.observe``):
      statistics as released, or on running statistics) is compared with every cluster's by the
      mean-per-dimension KL (or, ``novelty_statistic=recon``, x_t's mean reconstruction error over
      each cluster's), aggregated over clusters (max: released, min: paper); or, model-free
-     (``novelty_statistic=mmd``), x_t against a random sample of M^t by a pixel-space MMD^2, as a
+     (``novelty_statistic=mmd``), x_t against M^t (a random ``novelty_mmd_reference`` of it) by a pixel-space MMD^2, as a
      z-score against its permutation null (``mmd_permutation_z``). With no cluster
      yet, or when the test fires (absolute, released: novelty > ``novelty_threshold``; relative:
      a robust z-score of log novelty against the recent checks exceeds ``novelty_z``), a new
@@ -62,7 +62,7 @@ class DEMCMemoryConfig(MemoryConfig):
     novelty_bn: str = "batch"  # BatchNorm for descriptors: batch (released: the batch's own stats) | eval (running)
     cluster_descriptor: str = "cluster"  # descriptor from: cluster (released: its own images) | random | temporary-memory
     novelty_statistic: str = "kl"  # kl (released: latent KL) | recon (batch / cluster recon error) | mmd (pixels vs M^t)
-    novelty_mmd_reference: int = 256  # mmd: M^t images (at random, the batch excluded) the batch is compared with
+    novelty_mmd_reference: int = 1000  # mmd: M^t images (at random, the batch excluded) the batch is compared with
     novelty_mmd_permutations: int = 100  # mmd: relabellings that give the statistic's null mean and spread
     max_clusters: int = 0  # 0 = unbounded (released); else no expansion once this many clusters exist
 
