@@ -69,6 +69,16 @@ def get_learner(name: str) -> type[Learner]:
     raise ConfigError(f"learner.name={name!r} is unknown; choose one of: {', '.join(learner_names())}{hint}")
 
 
+def default_config(name: str) -> dict[str, Any] | None:
+    """Today's defaults of a run of learner ``name``, flattened to dotted keys (``C.flatten``); None
+    for a learner this process does not know (a plugin not imported). A run written by an older
+    version lacks the fields added since; their defaults keep the behaviour it had."""
+    try:
+        return C.flatten(C.to_dict(C.skeleton(get_learner(name), name)))
+    except ConfigError:
+        return None
+
+
 def load_plugin(spec: str) -> str:
     """Import a plugin (a ``.py`` file or an importable module name); returns its canonical spec
     (the absolute path of a file), which is what a run records."""
@@ -145,4 +155,4 @@ def load_resolved(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
 
 __all__ = ["register_learner", "get_learner", "learner_names", "load_plugin", "load_config", "from_dict",
-           "load_resolved"]
+           "load_resolved", "default_config"]

@@ -235,17 +235,6 @@ def load_runs(paths) -> list[Run]:
 EXECUTION_FIELDS = ("seed", "threads", "progress", "tensorboard", "out_dir", "device")
 
 
-def _schema_defaults(learner: str) -> dict | None:
-    """Today's defaults of a learner's config, flattened; None for a learner this process cannot load
-    (a plugin that is not importable here)."""
-    from ..config import skeleton, to_dict  # noqa: PLC0415 (the registry imports every learner)
-    from ..registry import get_learner  # noqa: PLC0415
-    try:
-        return flatten(to_dict(skeleton(get_learner(learner), learner)))
-    except StreamVAEError:
-        return None
-
-
 def configuration(run: Run) -> dict:
     """The run's resolved config, flattened to dotted keys, without the seed and execution fields.
 
@@ -257,7 +246,9 @@ def configuration(run: Run) -> dict:
     if not run.config:  # no config.yaml: a configuration of its own
         return {"run directory": str(run.path)}
     flat = flatten(run.config)
-    defaults = _schema_defaults(str(flat.get("learner.name", "")))
+    from ..registry import default_config  # noqa: PLC0415 (the registry imports every learner)
+
+    defaults = default_config(str(flat.get("learner.name", "")))
     if defaults is not None:
         flat = {k: flat.get(k, v) for k, v in defaults.items()}
     return {k: v for k, v in flat.items() if k not in EXECUTION_FIELDS}
