@@ -234,6 +234,25 @@ def test_mmd_z_is_about_zero_for_one_distribution_and_large_for_another():
         mmd_permutation_z(x, r, 1)
 
 
+def test_mmd_z_equals_its_definition_computed_naively_in_fp64():
+    from streamvae.memory.demc import mmd_permutation_z
+
+    g = torch.Generator().manual_seed(5)
+    x, ref = _blobs(16, 0.7, g, d=8), _blobs(40, 0.0, g, d=8)
+    pooled = torch.cat([x, ref]).double()
+    d2 = torch.cdist(pooled, pooled).pow(2)
+    h2 = d2[tuple(torch.triu_indices(56, 56, 1))].median()  # the lower median, as documented
+
+    def mmd2(a, b):  # biased: mean k(a, a') + mean k(b, b') - 2 mean k(a, b)
+        k = lambda u, v: torch.exp(-torch.cdist(u, v).pow(2) / (2 * h2))  # noqa: E731
+        return k(a, a).mean() + k(b, b).mean() - 2 * k(a, b).mean()
+
+    perms = torch.rand(30, 56, generator=torch.Generator().manual_seed(9)).argsort(1)  # the draws it makes
+    null = torch.stack([mmd2(pooled[p < 16], pooled[p >= 16]) for p in perms])  # image j takes slot p[j]
+    expected = (mmd2(pooled[:16], pooled[16:]) - null.mean()) / null.std()
+    assert mmd_permutation_z(x, ref, 30, torch.Generator().manual_seed(9)) == pytest.approx(float(expected), abs=1e-3)
+
+
 def test_the_mmd_statistic_compares_the_batch_with_the_temporary_memory_before_it(data_root):
     cfg = load_config(DEMC, ["budget=smoke", "progress=False", "memory.novelty_statistic=mmd",
                              "memory.novelty_threshold=8.0", "memory.novelty_mmd_reference=64"])
