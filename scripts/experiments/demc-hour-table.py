@@ -76,8 +76,12 @@ def _around(events: list[dict], end: int) -> str:
     v = {e["arrival"]: e["novelty"] for e in events if e.get("novelty") is not None}
 
     def med(lo: int, hi: int) -> str:
-        x = [math.log(v[i]) for i in range(end + lo, end + hi) if i in v]
-        return f"{math.exp(statistics.median(x)):.2f}" if x else "-"
+        x = [v[i] for i in range(end + lo, end + hi) if i in v]
+        if not x:
+            return "-"
+        if min(x) <= 0:  # the mmd statistic is a z-score: a plain median
+            return f"{statistics.median(x):.2f}"
+        return f"{math.exp(statistics.median([math.log(u) for u in x])):.2f}"  # ratios: in log space
     return " / ".join((med(-20, 0), med(1, 4), med(40, 60), med(100, 120)))
 
 
