@@ -153,6 +153,14 @@ def test_the_novelty_plot_draws_the_checks_of_a_run(tmp_path):
                 results=None, rows=run.rows, events=events, label="demc-recon")
     assert plot_novelty_over_stream([recon]).axes[0].get_ylabel() == "novelty (batch recon error / cluster's)"
     assert plot_novelty_over_stream([Run(path=tmp_path, config={}, results=None, rows=[], events=[])]) is None
+    # the mmd statistic is a z-score of its own (negative inside a task): one panel, symmetric-log axis
+    z_events = [{**e, "novelty": (30.0 if e["expanded"] else -0.5), "z": None} for e in events]
+    mmd = Run(path=tmp_path, config={"memory": {"novelty_test": "absolute", "novelty_statistic": "mmd",
+                                                "novelty_threshold": 8.0}},
+              results=None, rows=run.rows, events=z_events, label="demc-mmd")
+    fig = plot_novelty_over_stream([mmd])
+    assert len(fig.axes) == 1 and fig.axes[0].get_yscale() == "symlog"
+    assert "2/2 switches, 0 false alarms" in fig.legends[0].get_texts()[0].get_text()
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit is deprecated, still works

@@ -272,8 +272,13 @@ def plot_novelty_over_stream(runs: list[Run], window: int = 2) -> Figure | None:
     with_checks = [run for run in runs if any(e.get("novelty") is not None for e in run.events)]
     if not with_checks:
         return None
-    fig = Figure(figsize=(8.0, 6.0), layout="constrained")
-    ax_v, ax_z = fig.subplots(2, 1, sharex=True)
+    with_z = any(e.get("z") is not None for run in with_checks for e in run.events)
+    fig = Figure(figsize=(8.0, 6.0 if with_z else 3.6), layout="constrained")
+    if with_z:
+        ax_v, ax_z = fig.subplots(2, 1, sharex=True)
+    else:  # no relative z-scores (the mmd statistic is a z-score itself): one panel
+        ax_v = fig.subplots(1, 1)
+        ax_z = ax_v
     for run, color in zip(with_checks, _colors(len(with_checks))):
         ev = [e for e in run.events if e.get("novelty") is not None]
         memory = run.config.get("memory", {})
@@ -292,17 +297,18 @@ def plot_novelty_over_stream(runs: list[Run], window: int = 2) -> Figure | None:
                   [g[1]["z"] for g in grown if g[1].get("z") is not None], "^", ms=7, color=color)
         if memory.get("novelty_test", "absolute") == "absolute" and "novelty_threshold" in memory:
             ax_v.axhline(memory["novelty_threshold"], color=color, lw=0.8, ls=":")  # the threshold in use only
-        elif "novelty_z" in memory:
+        elif "novelty_z" in memory and with_z:
             ax_z.axhline(memory["novelty_z"], color=color, lw=0.8, ls=":")
     statistics = {run.config.get("memory", {}).get("novelty_statistic", "kl") for run in with_checks}
     if "mmd" in statistics:  # a z-score: about 0 (and negative) inside a task, tens at a switch
         ax_v.set_yscale("symlog", linthresh=1.0)
     else:
         ax_v.set_yscale("log")
-    for ax in (ax_v, ax_z):
+    for ax in dict.fromkeys((ax_v, ax_z)):
         _task_boundaries(ax, with_checks[0])
+    if with_z:
+        ax_z.set_ylabel("robust z of log novelty", fontsize=8)
     ax_v.set_ylabel(" | ".join(_NOVELTY_UNITS[s] for s in sorted(statistics)), fontsize=8)
-    ax_z.set_ylabel("robust z of log novelty", fontsize=8)
     ax_z.set_xlabel("images seen (dashed: task boundaries; dotted: thresholds; triangles: expansions)")
     ax_v.set_title("novelty checks along the stream", fontsize=9)
     fig.legend(*ax_v.get_legend_handles_labels(), loc="outside upper center", fontsize=7)
