@@ -8,8 +8,9 @@ M^t and a growing set of memory clusters M^d. Per arrival (``DEMC.observe``):
      statistics as released, or on running statistics) is compared with every cluster's by the
      mean-per-dimension KL (or, ``novelty_statistic=recon``, x_t's mean reconstruction error over
      each cluster's), aggregated over clusters (max: released, min: paper); or, model-free
-     (``novelty_statistic=mmd``), x_t against M^t (a random ``novelty_mmd_reference`` of it) by a pixel-space MMD^2, as a
-     z-score against its permutation null (``mmd_permutation_z``). With no cluster
+     (``novelty_statistic=mmd``), x_t against M^t as it was before x_t (a random
+     ``novelty_mmd_reference`` of it) by a pixel-space MMD^2, as a z-score against its permutation
+     null (``mmd_permutation_z``). With no cluster
      yet, or when the test fires (absolute, released: novelty > ``novelty_threshold``; relative:
      a robust z-score of log novelty against the recent checks exceeds ``novelty_z``), a new
      cluster is made of the ``cluster_size`` M^t images of lowest reconstruction error (one

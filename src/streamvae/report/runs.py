@@ -243,11 +243,11 @@ def configuration(run: Run) -> dict:
     learner's fields), and a field added since is filled with its default (a new field's default
     keeps the behaviour the older run had). A learner this process cannot load is taken as written.
     """
+    from ..registry import default_config  # noqa: PLC0415 (the registry imports every learner)
+
     if not run.config:  # no config.yaml: a configuration of its own
         return {"run directory": str(run.path)}
     flat = flatten(run.config)
-    from ..registry import default_config  # noqa: PLC0415 (the registry imports every learner)
-
     defaults = default_config(str(flat.get("learner.name", "")))
     if defaults is not None:
         flat = {k: flat.get(k, v) for k, v in defaults.items()}
