@@ -2,7 +2,7 @@
 without training: which arrivals would expand, and how many task switches that detects.
 
 The mmd statistic needs no model, so where DEMC expands depends only on the stream, the temporary
-memory and the random draws: this replay follows the learner's rules (M^t takes the batch; when it
+memory and the random draws: this replay runs the learner's temporary memory (M^t takes the batch; when it
 overflows, the batch is compared with a random ``reference`` of M^t as it was before the batch; an
 expansion empties M^t, otherwise M^t is cut back to its capacity at random) and scores the result
 with the evaluator's ``novelty_detection``. It takes seconds per run, so a threshold can be chosen
@@ -26,43 +26,38 @@ sys.path.insert(0, str(REPO / "src"))
 
 from streamvae.data.streams import Stream  # noqa: E402
 from streamvae.evaluation.novelty import novelty_detection  # noqa: E402
+from streamvae.memory import TEMPORARY_MEMORIES  # noqa: E402
 from streamvae.memory.demc import mmd_permutation_z  # noqa: E402
 from streamvae.registry import load_config  # noqa: E402
 
 
-def task_ends(stream: Stream) -> list[int]:
-    """Arrival counts at which each task ends (a straddling batch counts in the task it starts)."""
-    b = stream.cfg.batch_size
-    tasks = torch.from_numpy(stream.tasks[: len(stream) * b])
-    ends = [min(len(stream), int((tasks == j).nonzero().max()) // b + 1) for j in range(stream.num_tasks)]
-    ends[-1] = len(stream)
-    return ends
-
-
 def replay(cfg, seed: int, threshold: float) -> tuple[list[dict], list[int]]:
+    """The checks of one run: ``[{"arrival", "novelty", "expanded"}]`` and the stream's task ends."""
     m = cfg.memory
     stream = Stream(cfg.stream, seed=seed)  # data root: STREAMVAE_DATA or the system datasets
     g = torch.Generator().manual_seed(seed)
-    temp = torch.zeros(0, stream.x_dim)
+    temp = TEMPORARY_MEMORIES[m.temp_policy](m.temp_capacity, stream.x_dim)  # the learner's M^t
     clusters, events = 0, []
     for t in range(len(stream)):
         x = stream.batch(t).x
-        before, temp = temp, torch.cat([temp, x])
-        if len(temp) <= m.temp_capacity:
+        temp.add(x)
+        if not temp.over_capacity():
+            temp.shrink(g)
             continue
         if not clusters:
             novelty, expanded = None, True
         else:
+            before = temp.data[: len(temp) - len(x)]
             ref = before[torch.randperm(len(before), generator=g)[: m.novelty_mmd_reference]]
             novelty = mmd_permutation_z(x, ref, m.novelty_mmd_permutations, g)
             expanded = novelty > threshold
         events.append({"arrival": t + 1, "novelty": novelty, "expanded": expanded})
         if expanded:
             clusters += 1
-            temp = torch.zeros(0, stream.x_dim)
+            temp.clear()
         else:
-            temp = temp[torch.randperm(len(temp), generator=g)[: m.temp_capacity]]
-    return events, task_ends(stream)
+            temp.shrink(g)
+    return events, stream.task_ends()
 
 
 def main(argv: list[str] | None = None) -> int:
