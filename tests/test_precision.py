@@ -116,8 +116,30 @@ def test_without_native_bf16_the_run_falls_back_to_fp32_with_one_warning(monkeyp
         assert precision.resolve("bf16", torch.device("cpu")) == "fp32"  # once only
         assert precision.resolve("fp32", torch.device("cpu")) == "fp32"
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(precision, "cpu_bf16_speed_ratio", lambda: 2.1)
     assert precision.resolve("bf16", torch.device("cpu")) == "bf16"
     assert precision.matrix_isa() == "AVX512-BF16"
+
+
+def test_bf16_that_multiplies_slower_than_fp32_keeps_bf16_with_one_warning_giving_the_ratio(monkeypatch):
+    # Intel's AVX512-BF16 without AMX: the flag is there, the products run at about 0.6x fp32
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(precision, "cpu_bf16_speed_ratio", lambda: 0.59)
+    monkeypatch.setattr(precision, "_warned", set())
+    with pytest.warns(RuntimeWarning, match=r"measured 0\.59x the speed of fp32"):
+        assert precision.resolve("bf16", torch.device("cpu")) == "bf16"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert precision.resolve("bf16", torch.device("cpu")) == "bf16"  # once only
+        assert precision.resolve("fp32", torch.device("cpu")) == "fp32"  # fp32 never measures
+
+
+def test_the_bf16_speed_ratio_is_a_positive_measurement():
+    precision.cpu_bf16_speed_ratio.cache_clear()
+    ratio = precision.cpu_bf16_speed_ratio(rows=64, inner=64, cols=64, repeats=2)
+    assert 0.0 < ratio < 1e6
 
 
 def test_an_unknown_precision_is_refused_with_the_valid_ones():

@@ -34,9 +34,9 @@ EXPERIMENTS=(
   "ocm-bf16-fast-s1|split_fashion/ocm|budget=fast seed=1 precision=bf16"
   "dyn-bf16-fast-s1|split_fashion/dynamic-ocm|budget=fast seed=1 precision=bf16"
   # the first task (classes 0-1, 187 arrivals) at the released 100 passes
-  "ocm-task0-e100-s0|split_fashion/ocm|budget=fast seed=0 stream.max_batches=187 learner.epochs_per_arrival=100 learner.expansion_samples=1000"
+  "ocm-task0-e100-s0|split_fashion/ocm|budget=fast seed=0 stream.max_batches=187 learner.epochs_per_arrival=100"
   "dyn-task0-e100-s0|split_fashion/dynamic-ocm|budget=fast seed=0 stream.max_batches=187 learner.epochs_per_arrival=100 learner.expansion_samples=1000"
-  "ocm-task0-e100-s1|split_fashion/ocm|budget=fast seed=1 stream.max_batches=187 learner.epochs_per_arrival=100 learner.expansion_samples=1000"
+  "ocm-task0-e100-s1|split_fashion/ocm|budget=fast seed=1 stream.max_batches=187 learner.epochs_per_arrival=100"
   "dyn-task0-e100-s1|split_fashion/dynamic-ocm|budget=fast seed=1 stream.max_batches=187 learner.epochs_per_arrival=100 learner.expansion_samples=1000"
   # dose-response: the whole stream at 10 and 30 passes per arrival
   "ocm-e10-s0|split_fashion/ocm|budget=fast seed=0 learner.epochs_per_arrival=10"
