@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from streamvae import native, precision, threads
 from streamvae.config import ModelConfig, RunConfig
+from streamvae.data.streams import binarize
 from streamvae.evaluation.likelihood import iw_log_likelihood
 from streamvae.learners.vae_training import VAELearner, VAETrainingConfig
 from streamvae.models import VAE
@@ -223,6 +224,18 @@ def contention_section(on_native: bool, seconds: float) -> None:
     print(f"contention_threads_auto={auto / idle_fixed:.2f}")
 
 
+def prepare_pass(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """What ``train_pass`` does to its data before the steps: binarise afresh, then shuffle."""
+    xb = binarize(x, gen)
+    return xb.index_select(0, torch.randperm(len(xb), generator=gen))
+
+
+def prepare_pass_before(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The same as the code did before (reference): torch.bernoulli, then a fancy-index gather."""
+    xb = torch.bernoulli(x, generator=gen)
+    return xb[torch.randperm(len(xb), generator=gen)]
+
+
 def gemm_only_step(model: VAE, samples: int):
     """The matmuls of one training step alone (same shapes, hot operands): a roofline for the step."""
     lin = [m for m in list(model.encoder.modules()) + [model.to_mu, model.to_log_std]
@@ -391,6 +404,11 @@ def main(argv: list[str] | None = None) -> None:
                      f"ours reaches {t_gemm / best:.0%} of this"))
         rows.append(("  the same via Learner.train_pass", min(t_pass), flops,
                      f"[{statistics.median(t_pass) * 1e3:.2f}] per step, incl. binarise + shuffle"))
+        if samples == 1:  # the pass's own work (binarise + shuffle), per step: now against before
+            t_prep = min(timed(lambda: prepare_pass(x_pool, gen), reps, warmup=2)) / 8
+            t_prep_ref = min(timed(lambda: prepare_pass_before(x_pool, gen), reps, warmup=2)) / 8
+            rows.append(("  its binarise + shuffle alone, per step", t_prep, 0,
+                         f"before (torch.bernoulli, x[perm]): {t_prep_ref * 1e3:.3f} ms, {t_prep_ref / t_prep:.2f}x"))
         # naive references with the same model and a default (for-loop) Adam
         ref_opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.5, 0.999))
         g_ref = torch.Generator().manual_seed(2)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from streamvae.config import EvalConfig, StreamConfig
-from streamvae.data.streams import Stream
+from streamvae.data.streams import Stream, binarize, binarize_fixed
 
 
 def test_class_order_is_sorted_with_original_order_inside_a_class(data_root):
@@ -54,3 +54,25 @@ def test_test_set_is_binarised_once_with_a_fixed_seed(data_root):
     assert all(tuple(r) in full_rows for r in sub.x.int().tolist())  # a subset sees the same binarisation
     grey = Stream(StreamConfig(binarize=False), data_root).test_set(EvalConfig())
     assert len(grey.x.unique()) > 2
+
+
+def test_binarize_draws_each_pixel_one_with_its_intensity_as_probability():
+    p = torch.tensor([0.0, 0.05, 0.3, 0.5, 0.9, 1.0]).repeat(40_000, 1)  # (40000, 6)
+    g = torch.Generator().manual_seed(0)
+    b = binarize(p, g)
+    assert b.dtype == p.dtype and set(b.unique().tolist()) <= {0.0, 1.0}
+    freq = b.mean(0)
+    sd = (p[0] * (1 - p[0]) / len(p)).sqrt()
+    assert torch.all((freq - p[0]).abs() <= 5 * sd + 1e-12), (freq, p[0])  # 0 and 1 exactly, the rest within 5 sd
+    # pixels are independent: the correlation between neighbouring columns is ~0
+    c = torch.corrcoef(b[:, 2:5].T)
+    assert (c - torch.eye(3)).abs().max() < 0.03
+    # the same generator state gives the same pixels; a fresh draw differs
+    assert torch.equal(binarize(p[:100], torch.Generator().manual_seed(3)), binarize(p[:100], torch.Generator().manual_seed(3)))
+    assert not torch.equal(binarize(p[:100], g), binarize(p[:100], g))
+
+
+def test_the_fixed_binarisation_is_torch_bernoulli_so_test_sets_stay_as_before():
+    x = torch.rand(50, 784)
+    assert torch.equal(binarize_fixed(x, torch.Generator().manual_seed(7)),
+                       torch.bernoulli(x, generator=torch.Generator().manual_seed(7)))

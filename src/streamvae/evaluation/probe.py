@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.streams import TestSet, binarize
+from ..data.streams import TestSet, binarize_fixed
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def probe_training_set(stream, size: int, seed: int) -> TestSet:
             idx = np.sort(np.random.default_rng(seed).permutation(n)[:size])
         x = stream.training_images(idx)
         if stream.cfg.binarize:
-            x = binarize(x, torch.Generator().manual_seed(seed))
+            x = binarize_fixed(x, torch.Generator().manual_seed(seed))
         cache[(size, seed)] = TestSet(x=x, y=torch.from_numpy(stream.labels[idx]),
                                       task=torch.from_numpy(stream.tasks[idx]))
     return cache[(size, seed)]
