@@ -158,3 +158,10 @@ def test_a_bf16_run_records_its_precision_and_evaluates_in_fp32(tmp_path):
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["precision"] == expected
     assert all(t.dtype == torch.float32 for t in ckpt["learner"]["model"].values() if t.is_floating_point())
+
+
+def test_measuring_the_bf16_speed_leaves_the_global_rng_alone():
+    precision.cpu_bf16_speed_ratio.cache_clear()
+    state = torch.get_rng_state()
+    precision.cpu_bf16_speed_ratio(rows=32, inner=32, cols=32, repeats=1)
+    assert torch.equal(torch.get_rng_state(), state)

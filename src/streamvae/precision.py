@@ -88,9 +88,10 @@ def cpu_bf16_speed_ratio(rows: int = 1024, inner: int = 256, cols: int = 784, re
     threads; about 20 ms, once per process). Measured, not read from the flags, because the flags
     do not tell: AMD's AVX512-BF16 runs at about 2.1x fp32, Intel's without AMX at about 0.6x."""
     times = {}
+    g = torch.Generator().manual_seed(0)  # its own generator: the run's global RNG state is not touched
     for dtype in (torch.float32, torch.bfloat16):
-        a = torch.randn(rows, inner).to(dtype)
-        b = torch.randn(inner, cols).to(dtype)
+        a = torch.randn(rows, inner, generator=g).to(dtype)
+        b = torch.randn(inner, cols, generator=g).to(dtype)
         a @ b  # warm-up: oneDNN builds its kernel on the first call
         best = float("inf")
         for _ in range(repeats):

@@ -41,9 +41,9 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     """Bernoulli binarisation on pixel intensity (dynamic when called afresh each pass): pixel i is 1
     with probability x_i, drawn as ``u_i < x_i`` with ``u ~ U[0, 1)`` from ``generator``.
 
-    The same distribution as ``torch.bernoulli(x)`` but about 2.5x faster on the CPU (BENCHMARKS.md:
-    torch's Bernoulli kernel draws and converts per element); training passes binarise every image
-    of the memory on every pass, so this is up to a fifth of a 1-sample step. The draws differ from
+    The same distribution as ``torch.bernoulli(x)``, several times faster on the CPU (BENCHMARKS.md,
+    session 7: torch's Bernoulli kernel cost 17-35 ns a pixel); training passes binarise every image
+    of the memory on every pass, so it was about a sixth of a 1-sample step. The draws differ from
     ``torch.bernoulli``'s. The evaluation's fixed test-set binarisation (``binarize_fixed``) keeps
     ``torch.bernoulli``, so test sets stay identical across versions.
     """
