@@ -117,8 +117,9 @@ def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int
     k = cfg.eval.iw_samples if final else cfg.eval.curve_iw_samples
     ends = stream.task_ends()
     # tasks completed by this arrival, plus the one in progress (a batch that straddles a boundary
-    # does not count its few images of the next task as "seen" until that task's first full batch)
-    tasks_seen = stream.num_tasks if final else sum(e <= arrival for e in ends) + (arrival not in ends)
+    # does not count its few images of the next task as "seen" until that task's first full batch);
+    # at the end of a stream cut short (stream.max_batches) that is the tasks it reached, not all
+    tasks_seen = sum(e <= arrival for e in ends) + (arrival not in ends)
     row = {"arrival": arrival, "images_seen": arrival * cfg.stream.batch_size, "final": final,
            "iw_samples": k, "test_size": int(test.x.shape[0]), "tasks_seen": tasks_seen,
            "task_ends": ends}

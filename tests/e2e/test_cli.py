@@ -230,3 +230,13 @@ def test_a_run_prints_a_banner_and_logs_every_arrival(tmp_path, data_root, capsy
     rows = [json.loads(line) for line in (tmp_path / "r/train.jsonl").read_text().splitlines()]
     assert [r["arrival"] for r in rows] == list(range(1, 7)) and all("loss" in r for r in rows)
     assert rows[-1]["steps"] == json.loads((tmp_path / "r/results.json").read_text())["steps"]
+
+
+def test_a_stream_cut_short_reports_the_tasks_it_reached_not_all(tmp_path, data_root):
+    # one arrival of 64 images covers classes 0-1 only (task 0): the headline is task 0's value,
+    # not an average that includes the four tasks the learner never saw
+    code, out = run_cli(tmp_path, data_root, "short", "--set", "stream.max_batches=1")
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["arrivals"] == 1 and results["tasks_seen"] == 1
+    assert results["ll_iw20"] == pytest.approx(results["per_task"]["ll_iw20"][0])
