@@ -4,10 +4,11 @@
 # EXPERIMENTS entries are "tag|config|overrides": config is a file under configs/ without .yaml,
 # overrides are --set KEY=VALUE pairs separated by spaces, and CAP(<tag>) in them is replaced by
 # the final memory of run <tag> (its results.json; the entry waits, skipped, until that run is done).
-# Each run goes to $OUT/<tag> on one thread (threads=1) with its log in $OUT/<tag>/log.txt; a
+# Each run goes to $OUT/<tag> on THREADS threads (default 1) with its log in $OUT/<tag>/log.txt; a
 # finished run is skipped and an interrupted one resumed from its checkpoint, so a script can simply
 # be started again after a stop. With tags as arguments only those entries run (in EXPERIMENTS order).
-# Environment: OUT (where runs go), PY (the python, default .venv/bin/python), SRC (optional: pins
+# Environment: OUT (where runs go), PY (the python, default .venv/bin/python), THREADS (threads per
+# run for new runs, default 1; a resumed run keeps its config.yaml's), SRC (optional: pins
 # the code the runs import, a git worktree's src/, so that editing this tree does not change runs
 # already queued; the configs are then read from beside it too).
 set -uo pipefail
@@ -32,7 +33,7 @@ run_experiments() {
       sets=${sets/CAP(${BASH_REMATCH[1]})/$cap}
     fi
     args=()
-    for s in $sets threads=1; do args+=(--set "$s"); done
+    for s in $sets threads=${THREADS:-1}; do args+=(--set "$s"); done
     echo "$(date -u +%FT%TZ) start $tag ($sets)" | tee -a "$OUT/chain.log"
     if [ -f "$dir/checkpoint.pt" ]; then
       $PY -m streamvae.cli run --resume "$dir" --no-progress >>"$dir/log.txt" 2>&1; rc=$?
