@@ -111,7 +111,8 @@ class VAEGANConfig:
 
 
 # the model section's dataclass for each ``model_kind`` a learner may declare
-MODEL_CONFIGS: dict[str, type] = {"vae": ModelConfig, "mixture": ModelConfig, "vaegan": VAEGANConfig}
+MODEL_CONFIGS: dict[str, type[ModelConfig] | type[VAEGANConfig]] = {
+    "vae": ModelConfig, "mixture": ModelConfig, "vaegan": VAEGANConfig}
 ACTIVATIONS = ("tanh", "relu", "softplus", "elu")  # what model.*_activations accept
 
 

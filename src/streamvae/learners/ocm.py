@@ -27,6 +27,7 @@ from ..config import MemoryConfig, check_choice, check_nonnegative, check_positi
 from ..data.streams import binarize
 from ..evaluation.likelihood import iw_log_likelihood
 from ..memory import SELECTIONS, LongTermMemory, ShortTermMemory, similarity_scores
+from ..models.mixture import MixtureVAE
 from .vae_training import VAELearner, VAETrainingConfig
 
 
@@ -76,6 +77,7 @@ class OCM(VAELearner):
     config_class = VAETrainingConfig
     memory_class = OCMMemoryConfig
     model_kind = "mixture"  # one component that never grows (DynamicOCM below grows it)
+    model: MixtureVAE  # what the loop builds for model_kind mixture
     dynamic = False
 
     def __init__(self, cfg, model, generator):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -16,6 +17,7 @@ from ..config import LearnerConfig, check_choice, check_nonnegative, check_posit
 from .. import precision
 from ..data.streams import binarize
 from ..errors import ConfigError, TrainingError
+from ..models.vae import VAE
 from .base import Learner
 
 
@@ -74,14 +76,15 @@ class VAELearner(Learner):
         c, b = self.cfg.learner, self.cfg.stream.batch_size
         return sum(c.epochs_per_arrival * ((b + self.memory_at(t)) // c.minibatch) for t in range(arrivals))
 
-    def train_pass(self, data: torch.Tensor, model: torch.nn.Module | None = None) -> float:
+    def train_pass(self, data: torch.Tensor, model: VAE | None = None) -> float:
         """One shuffled pass over ``data`` (N, D) in minibatches; remainder dropped (as released).
 
         Binarises afresh on every pass (dynamic binarisation) when the stream binarises.
         Returns the mean loss (negative bound, nats per image) over the pass.
         """
         t0 = time.perf_counter()
-        model = model or self.model
+        # model_kind vae: self.model is the VAE; a mixture's learner passes its newest component
+        model = cast(VAE, model or self.model)
         c = self.cfg.learner
         x = binarize(data, self.generator) if self.cfg.stream.binarize else data
         x = x.index_select(0, torch.randperm(len(x), generator=self.generator, device=x.device))  # 2.7x faster than x[perm]

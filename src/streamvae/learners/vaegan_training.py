@@ -18,7 +18,7 @@ import torch
 from ..config import LearnerConfig, check_choice, check_nonnegative, check_positive
 from ..data.augment import augment
 from ..errors import ConfigError, TrainingError
-from ..models.vaegan import frozen_bn_statistics, gradient_penalty, recorded_bn_update, repeat_bn_update
+from ..models.vaegan import VAEGAN, frozen_bn_statistics, gradient_penalty, recorded_bn_update, repeat_bn_update
 from .base import Learner
 
 
@@ -79,6 +79,7 @@ class VAEGANLearner(Learner):
 
     config_class = VAEGANTrainingConfig
     model_kind = "vaegan"
+    model: VAEGAN  # what the loop builds for model_kind vaegan
 
     def __init__(self, cfg, model, generator):
         super().__init__(cfg, model, generator)

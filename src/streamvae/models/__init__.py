@@ -1,7 +1,9 @@
 """Models: the MLP VAE (OCM), the growing mixture of VAEs (Dynamic-OCM) and DEMC's VAE-GAN."""
 from __future__ import annotations
 
-from ..config import ModelConfig
+from typing import cast
+
+from ..config import ModelConfig, VAEGANConfig
 from .mixture import MixtureVAE
 from .vae import VAE
 from .vaegan import VAEGAN
@@ -9,7 +11,7 @@ from .vaegan import VAEGAN
 MODELS = {"mlp-vae": VAE, "vaegan": VAEGAN}
 
 
-def build_model(cfg: ModelConfig, x_dim: int, mixture: bool = False, seed: int = 0,
+def build_model(cfg: ModelConfig | VAEGANConfig, x_dim: int, mixture: bool = False, seed: int = 0,
                 shape: tuple[int, ...] | None = None, native: bool = False):
     """A single VAE, or a one-component :class:`MixtureVAE` for learners that may grow it.
 
@@ -18,7 +20,8 @@ def build_model(cfg: ModelConfig, x_dim: int, mixture: bool = False, seed: int =
     the MLP VAEs use ``streamvae.native`` where it supports the case (the run's ``kernels``).
     """
     if cfg.name == "vaegan":
-        return VAEGAN(cfg, tuple(shape) if shape is not None else _guess_shape(x_dim))
+        return VAEGAN(cast(VAEGANConfig, cfg), tuple(shape) if shape is not None else _guess_shape(x_dim))
+    cfg = cast(ModelConfig, cfg)  # the MLP VAEs' section (config.validate pairs the name with its dataclass)
     if mixture:
         return MixtureVAE(cfg, x_dim, seed=seed, native=native)
     return MODELS[cfg.name](cfg, x_dim, native=native)

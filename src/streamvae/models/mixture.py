@@ -10,6 +10,8 @@ every earlier component, so that only the newest component's own layers train fr
 """
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -37,15 +39,19 @@ class MixtureVAE(nn.Module):
     @native.setter
     def native(self, flag: bool) -> None:
         self._native = flag
-        for c in self.components:
+        for c in self._vaes():
             c.native = flag
 
     def __len__(self) -> int:
         return len(self.components)
 
+    def _vaes(self) -> list[VAE]:
+        """The components, as the VAEs they are (``components`` is an ``nn.ModuleList`` of VAEs)."""
+        return [cast(VAE, c) for c in self.components]
+
     @property
     def newest(self) -> VAE:
-        return self.components[-1]
+        return cast(VAE, self.components[-1])
 
     def add_component(self, freeze_shared: bool = True) -> VAE:
         """Freeze all components (and, as released, the shared layers), then append a fresh one."""
@@ -55,7 +61,8 @@ class MixtureVAE(nn.Module):
             torch.manual_seed(self.seed * 1009 + len(self.components))
             new = VAE(self.cfg, self.x_dim, shared=(self.shared["encoder"], self.shared["decoder"]),
                       native=self.native)
-        new.to(self.shared["encoder"][0].weight.device)  # initialised on the CPU (same numbers), then moved
+        # initialised on the CPU (same numbers), then moved to the device of the shared first layer's weight
+        new.to(next(self.shared["encoder"].parameters()).device)
         # the shared layers are the same module objects inside the new component: set them explicitly
         for p in self.shared.parameters():
             p.requires_grad_(not freeze_shared)
@@ -79,13 +86,13 @@ class MixtureVAE(nn.Module):
         """Which component explains each image best (highest ``samples``-sample ELBO): ``(B,)`` indices."""
         if len(self.components) == 1:
             return torch.zeros(len(x), dtype=torch.long, device=x.device)
-        return torch.stack([c.elbo(x, samples, generator) for c in self.components]).argmax(0)
+        return torch.stack([c.elbo(x, samples, generator) for c in self._vaes()]).argmax(0)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder means concatenated over components: ``(B, Z * K)`` (OCM's selection features)."""
-        return torch.cat([c.encode(x).loc for c in self.components], dim=1)
+        return torch.cat([c.encode(x).loc for c in self._vaes()], dim=1)
 
     def log_weights_all(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Importance log-weights of every component: ``(K, k, B)``."""
-        return torch.stack([c.log_weights(x, k, generator) for c in self.components])
+        return torch.stack([c.log_weights(x, k, generator) for c in self._vaes()])

@@ -52,7 +52,7 @@ class VAE(nn.Module):
         self.decoder = nn.Sequential(*dec)
         self.to_x = nn.Linear(cfg.decoder_hidden[-1], x_dim)
         # the layers made here (the first ones may be shared and are initialised by first_layers)
-        for m in [*self.encoder[1:], self.to_mu, self.to_log_std, *self.decoder[1:], self.to_x]:
+        for m in [*list(self.encoder)[1:], self.to_mu, self.to_log_std, *list(self.decoder)[1:], self.to_x]:
             init_linear_(m, cfg.init)
 
     # -- the two halves ------------------------------------------------------------------------

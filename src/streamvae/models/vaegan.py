@@ -15,7 +15,7 @@ behaviour: ``sample``, ``reconstruct`` and statistics taken by a learner run in 
 Weights start from N(0, ``model.init_std``) as in the DCGAN ``ops.py`` (biases 0). The 32x32
 networks keep their convolution weights channels_last (same values, faster kernels on CPU).
 
-    model = VAEGAN(ModelConfig(name="vaegan", latent=100), shape=(1, 28, 28))
+    model = VAEGAN(VAEGANConfig(latent=100), shape=(1, 28, 28))
     q = model.encode(x)                          # Normal, loc/scale (B, 100); x: (B, 784) in [0, 1]
     loss = model.vae_loss(x, kl_weight=0.1)      # (B,): summed squared error + 0.1 KL
     gp = gradient_penalty(model.critic, x, model.decode(z), g)   # WGAN-GP term (scalar)
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Normal
 
-from ..config import ModelConfig
+from ..config import VAEGANConfig
 from ..errors import ConfigError
 
 _CHUNK = 256  # images per forward pass in sample / reconstruct (bounds memory for 32x32 at width 1)
@@ -41,6 +41,12 @@ def _w(n: int, width: float) -> int:
 
 def _lrelu() -> nn.Module:
     return nn.LeakyReLU(0.2)
+
+
+def _running_stats(m: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """A BatchNorm's (running_mean, running_var); the modules here are all built tracking them."""
+    assert m.running_mean is not None and m.running_var is not None
+    return m.running_mean, m.running_var
 
 
 # -- 28x28 (MNIST, Fashion) ----------------------------------------------------------------------
@@ -191,7 +197,7 @@ def recorded_bn_update(module: nn.Module):
     graph, which saves them, stays valid when later passes update the live ones in place.
     """
     bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    live = [(m.running_mean, m.running_var) for m in bns]
+    live = [_running_stats(m) for m in bns]
     record: list[tuple[torch.Tensor, ...]] = []
     for m, (mean, var) in zip(bns, live):
         m.running_mean, m.running_var = mean.clone(), var.clone()
@@ -200,9 +206,10 @@ def recorded_bn_update(module: nn.Module):
     finally:
         with torch.no_grad():
             for m, (mean, var) in zip(bns, live):
-                record.append((mean.clone(), var.clone(), m.running_mean, m.running_var))
-                mean.copy_(m.running_mean)
-                var.copy_(m.running_var)
+                new_mean, new_var = _running_stats(m)
+                record.append((mean.clone(), var.clone(), new_mean, new_var))
+                mean.copy_(new_mean)
+                var.copy_(new_var)
                 m.running_mean, m.running_var = mean, var
 
 
@@ -221,8 +228,10 @@ def repeat_bn_update(module: nn.Module, record: list) -> None:
         if m.momentum is None:
             raise ValueError("repeat_bn_update needs BatchNorm with a fixed momentum")
         keep = 1.0 - m.momentum
-        m.running_mean.mul_(keep).add_(mean1 - keep * mean0)
-        m.running_var.mul_(keep).add_(var1 - keep * var0)
+        running_mean, running_var = _running_stats(m)
+        running_mean.mul_(keep).add_(mean1 - keep * mean0)
+        running_var.mul_(keep).add_(var1 - keep * var0)
+        assert m.num_batches_tracked is not None  # tracked, as the running statistics are
         m.num_batches_tracked.add_(1)
 
 
@@ -231,7 +240,7 @@ class VAEGAN(nn.Module):
 
     has_likelihood = False  # capability: no log_weights / elbo; scored by reconstruction and FID/IS
 
-    def __init__(self, cfg: ModelConfig, shape: tuple[int, int, int] = (1, 28, 28)):
+    def __init__(self, cfg: VAEGANConfig, shape: tuple[int, ...] = (1, 28, 28)):
         super().__init__()
         c, h, w = shape
         if h != w or h not in _ARCHS:
@@ -247,14 +256,18 @@ class VAEGAN(nn.Module):
         if cfg.init_std > 0:
             self._init(cfg.init_std)
         if h == 32:  # 3x3 convolutions on 64-512 channels: channels_last (NHWC) is 1.2-1.5x faster on CPU
-            self.to(memory_format=torch.channels_last)  # (benchmarks/bench_vaegan.py; at 28x28 it is not)
+            # (benchmarks/bench_vaegan.py; at 28x28 it is not). type: ignore: torch's stubs of Module.to
+            # lack the memory_format keyword that Module.to documents and accepts at runtime
+            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def _init(self, std: float) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):  # ops.conv2d: truncated normal
+                assert m.bias is not None  # every layer of these networks has a bias
                 nn.init.trunc_normal_(m.weight, 0.0, std, -2 * std, 2 * std)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, (nn.ConvTranspose2d, nn.Linear)):  # ops.deconv2d / ops.linear: normal
+                assert m.bias is not None
                 nn.init.normal_(m.weight, 0.0, std)
                 nn.init.zeros_(m.bias)
 
