@@ -10,6 +10,7 @@ boundaries, which only the evaluator knows, are dashed vertical lines.
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -51,7 +52,7 @@ def _task_boundaries(ax, run: Run) -> None:
         ax.axvline(end * run.batch_size, color="0.6", ls="--", lw=0.8, zorder=0)
 
 
-def _figure(width: float = 7.0, height: float = 3.6, legend: bool = True) -> tuple[Figure, object]:
+def _figure(width: float = 7.0, height: float = 3.6, legend: bool = True) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(width + (2.4 if legend else 0), height), layout="constrained")  # + the legend's room
     return fig, fig.add_subplot()
 
@@ -95,7 +96,7 @@ def plot_metric_over_stream(runs: list[Run], metric: str = "ll", bands: bool = T
             ax.plot(_images(run, [m[0] for m in mix]), [m[1] for m in mix], ls=":", color=color,
                     label=f"{run.label} (mixture)")
     _task_boundaries(ax, runs[0])
-    ks = sorted({r.get("iw_samples") for run in runs for r in run.rows if r.get("iw_samples")})
+    ks = sorted({r["iw_samples"] for run in runs for r in run.rows if r.get("iw_samples")})
     ax.set_ylabel(_label(metric), fontsize=8)
     ax.set_xlabel("images seen (dashed: task boundaries, known to the evaluator only)")
     title = f"{metric} along the stream"

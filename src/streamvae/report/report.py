@@ -223,12 +223,14 @@ def build_report(runs: list[Run]) -> Document:
     timed = [r for r in runs if isinstance((r.results or {}).get("wall_by_phase_s"), dict)]
     if timed:
         doc.heading(2, "Where the time went")
-        phases = list(dict.fromkeys(k for r in timed for k in r.results["wall_by_phase_s"]))
+        # (r.results or {}): the same dict, results being present in every timed run
+        phases = list(dict.fromkeys(k for r in timed for k in (r.results or {})["wall_by_phase_s"]))
         rows = []
         for r in timed:
-            t = r.results["wall_by_phase_s"]
+            results = r.results or {}
+            t = results["wall_by_phase_s"]
             total = sum(float(v) for v in t.values()) or 1.0
-            rows.append([r.label, r.results.get("precision", "fp32"), f"{total:.0f}"]
+            rows.append([r.label, results.get("precision", "fp32"), f"{total:.0f}"]
                         + [f"{float(t.get(k, 0)):.0f} ({float(t.get(k, 0)) / total:.0%})" for k in phases])
         doc.table(["run", "precision", "total (s)"] + [k.replace("_", " ") for k in phases], rows)
         doc.paragraph("Wall time by phase (results.json wall_by_phase_s, summed over resumed stretches): optimiser "

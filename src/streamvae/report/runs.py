@@ -180,7 +180,7 @@ def load_run(path: str | Path) -> Run:
             raise ReportError(f"{path / 'results.json'} is not valid JSON: {e}") from None
     if not rows and results is None:
         raise ReportError(f"{path} holds neither metrics.jsonl rows nor results.json: is it a streamvae run directory?")
-    config = {}
+    config: dict = {}  # config.yaml
     if (path / "config.yaml").exists():
         config = yaml.safe_load((path / "config.yaml").read_text()) or {}
     return Run(path=path, config=config, results=results, rows=rows, events=_jsonl(path / "events.jsonl"))

@@ -16,6 +16,7 @@ import math
 import re
 import statistics
 from pathlib import Path
+from typing import TypeGuard
 
 from ..evaluation.continual import forgetting, ll_key, results_matrix
 from .runs import Run, SeedGroup, memory_sizes, seed_groups
@@ -184,7 +185,7 @@ def headline_metrics(final: dict) -> dict[str, float]:
     """The numbers a results table reports, by name: ``ll_iw{k}`` (and ``_selected`` / ``_mixture`` for
     mixtures), ``recon_sse``, probe accuracies, FID / IS, ``memory`` and each memory's size
     (``memory.stm``...), ``components``, ``clusters`` and ``train_wall_s``."""
-    def number(v) -> bool:
+    def number(v: object) -> TypeGuard[float]:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
     out: dict[str, float] = {}
@@ -327,9 +328,9 @@ def compare_csv_rows(runs: list[Run]) -> Table:
                          ll, ll_std, mix, mix_std, mem, mem_std, stm, ltm, comps, comps_std, wall, wall_std])
         if key in PUBLISHED:
             source, published = PUBLISHED[key]
-            for method, ll, mem, comps in published:
-                rows.append([title, method, f"published ({source})", method, "", "paper", "", "", "ll_iw1000", ll,
-                             "", "", "", _count(mem), "", "", "", _count(comps), "", "", ""])
+            for method, pub_ll, pub_mem, pub_comps in published:
+                rows.append([title, method, f"published ({source})", method, "", "paper", "", "", "ll_iw1000", pub_ll,
+                             "", "", "", _count(pub_mem), "", "", "", _count(pub_comps), "", "", ""])
     return header, rows
 
 
