@@ -486,10 +486,15 @@ def fetch(name: str, data_root: str | Path | None = None, *, allow_unverified: b
         return folder, "found"
     root = data_root_dir(data_root) if data_root is not None else None
     dest = (root / spec.folder) if root is not None else None
+    present: list[Path] = []
     for split in SPLITS:
         found, _ = locate(name, data_root, split=split)
         if found is None:
             folder = _download(spec, split, data_root, allow_unverified, dest)
+        else:
+            present.append(found)
+    if folder is None:  # every split is present, but no one folder holds both: nothing was downloaded
+        return present[0], "found"
     return folder, "downloaded"
 
 
