@@ -19,11 +19,15 @@ import sys
 import threading
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ConfigError, StreamVAEError
 
-registry = None  # streamvae.registry, imported by main() inside its try: a Ctrl-C while torch loads is one line
+if TYPE_CHECKING:  # the type checker sees the module that main() imports before any use
+    from . import registry
+else:
+    registry = None  # streamvae.registry, imported by main() inside its try: a Ctrl-C while torch loads is one line
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -71,10 +72,9 @@ def build(cfg: C.RunConfig, data_root: str | None):
                         shape=stream.shape, native=native_path)
     model.to(device)  # initialised on the CPU (the same weights on every device), then moved
     generator = torch.Generator(device=device).manual_seed(cfg.seed + 1)  # the learner's draws, on its device
-    if cls.needs_dataset:
-        learner = cls(cfg, model, generator, dataset=stream.training_images().to(device))
-    else:
-        learner = cls(cfg, model, generator)
+    # needs_dataset: the learner's __init__ takes dataset= (every training image), which Learner's does not
+    extra: dict[str, Any] = {"dataset": stream.training_images().to(device)} if cls.needs_dataset else {}
+    learner = cls(cfg, model, generator, **extra)
     learner.precision = precision.resolve(cfg.precision, device)  # bf16 without native bf16: fp32, one warning
     steps = learner.min_steps_per_arrival()
     if steps == 0:  # nothing would ever train: refuse before any work is done
@@ -120,9 +120,9 @@ def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int
     # does not count its few images of the next task as "seen" until that task's first full batch);
     # at the end of a stream cut short (stream.max_batches) that is the tasks it reached, not all
     tasks_seen = sum(e <= arrival for e in ends) + (arrival not in ends)
-    row = {"arrival": arrival, "images_seen": arrival * cfg.stream.batch_size, "final": final,
-           "iw_samples": k, "test_size": int(test.x.shape[0]), "tasks_seen": tasks_seen,
-           "task_ends": ends}
+    row: dict[str, Any] = {"arrival": arrival, "images_seen": arrival * cfg.stream.batch_size, "final": final,
+                           "iw_samples": k, "test_size": int(test.x.shape[0]), "tasks_seen": tasks_seen,
+                           "task_ends": ends}
     row.update(evaluate(learner.components(), test, stream.num_tasks, tasks_seen, k,
                         _eval_generator(cfg, arrival), cfg.eval.chunk_rows))
     if cfg.eval.probe:  # representation probes on encoder means; labels reach the probe only

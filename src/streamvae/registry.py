@@ -21,6 +21,7 @@ import importlib.util
 import hashlib
 import sys
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import yaml
@@ -112,7 +113,7 @@ def load_plugin(spec: str) -> str:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
-                plugins: list[str] | tuple[str, ...] = ()) -> C.RunConfig:
+                plugins: Sequence[str] = ()) -> C.RunConfig:
     """Load a YAML config for its learner: plugins, budget preset, then the ``--set`` overrides.
 
     Raises:

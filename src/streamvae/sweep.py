@@ -460,7 +460,8 @@ def run_sweep(configs: Sequence[str], out: str | Path, seeds: int = 1, first_see
     out.mkdir(parents=True, exist_ok=True)
 
     n = len(specs)
-    todo, outcomes = [], []
+    todo: list[tuple[RunSpec, Path, bool]] = []  # (spec, run folder, resume)
+    outcomes: list[dict] = []
     for spec in specs:
         run_dir = out / spec.name
         state = run_state(run_dir)

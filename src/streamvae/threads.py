@@ -49,7 +49,7 @@ class ThreadGovernor:
         self.max_threads = max(1, int(max_threads))
         self.interval = interval
         self._read, self._clock, self._own = reader, clock, own_cpu
-        self._last = None  # (wall, machine busy s, own cpu s)
+        self._last: tuple[float, float, float] | None = None  # (wall, machine busy s, own cpu s)
         self._pending: int | None = None
         self.threads = torch.get_num_threads()
         self.changes: list[tuple[float, int]] = []  # (wall time, threads) of every change

@@ -88,10 +88,10 @@ class Stream:
         rng = np.random.default_rng(seed)
         xs, ys, ts, names = [], [], [], []
         n_tasks = 0
-        self.shape: tuple[int, ...] | None = None
+        shape: tuple[int, ...] | None = None  # the first dataset's image shape
         for d, name in enumerate(cfg.datasets):
             images, labels = load_dataset(name, "train", data_root=data_root)
-            self._check_shape(name, images)
+            shape = self._check_shape(name, images, shape)
             keep = np.arange(len(labels))
             if cfg.samples_per_class > 0:
                 keep = np.concatenate([np.flatnonzero(labels == c)[: cfg.samples_per_class]
@@ -110,6 +110,8 @@ class Stream:
         self.tasks = np.concatenate(ts)
         self.task_names = names
         self.num_tasks = n_tasks
+        assert shape is not None  # stream.datasets is never empty (StreamConfig.validate)
+        self.shape: tuple[int, ...] = shape
         self.x_dim = int(np.prod(self.shape))
         n_batches = len(self.labels) // cfg.batch_size
         if cfg.max_batches > 0:
@@ -117,12 +119,14 @@ class Stream:
         self.num_batches = n_batches
         self._images = self._gather()
 
-    def _check_shape(self, name: str, images: np.ndarray) -> None:
-        if self.shape is None:
-            self.shape = tuple(images.shape[1:])
-        elif tuple(images.shape[1:]) != self.shape:
+    def _check_shape(self, name: str, images: np.ndarray, shape: tuple[int, ...] | None) -> tuple[int, ...]:
+        """The image shape of the datasets so far (``shape``; ``None`` before the first), checked against ``images``."""
+        if shape is None:
+            return tuple(images.shape[1:])
+        if tuple(images.shape[1:]) != shape:
             raise ConfigError(f"stream.datasets: {name} images are {images.shape[1:]}, "
-                              f"but earlier datasets are {self.shape}; concatenated datasets must match")
+                              f"but earlier datasets are {shape}; concatenated datasets must match")
+        return shape
 
     def _task_names(self, name: str, d: int, labels: np.ndarray, task: np.ndarray) -> list[str]:
         if self.cfg.tasks == "dataset":

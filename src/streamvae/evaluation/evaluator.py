@@ -12,6 +12,7 @@ adds FID / IS of generated images and of reconstructions with a named feature ne
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -78,7 +79,7 @@ def evaluate(components, test: TestSet, num_tasks: int, tasks_seen: int, k: int,
         return {"recon_sse": float(s["sse"][seen].mean()), "recon_mse_pixel": float(s["sse"][seen].mean()) / d,
                 "recon_sse_all_tasks": float(s["sse"].mean()),
                 "per_task": {"recon_sse": per_task_means(s["sse"], test.task, num_tasks)}}
-    row = {
+    row: dict[str, Any] = {
         name: float(s["ll"][seen].mean()),
         "recon_sse": float(s["sse"][seen].mean()),
         "recon_mse_pixel": float(s["sse"][seen].mean()) / d,

@@ -43,7 +43,7 @@ _CACHE_VERSION = 1  # bump when the classifier or its training changes
 class FeatureClassifier(nn.Module):
     """conv3x3 w -> pool -> conv3x3 2w -> pool -> FC 128 -> classes, on ``(B, C*H*W)`` in [0, 1]."""
 
-    def __init__(self, shape: tuple[int, int, int], num_classes: int, width: int = 32):
+    def __init__(self, shape: tuple[int, ...], num_classes: int, width: int = 32):
         super().__init__()
         c, h, w = shape
         self.shape = (c, h, w)
@@ -93,7 +93,7 @@ def _fingerprint(images: list, labels: np.ndarray) -> str:
     return h.hexdigest()[:12]
 
 
-def train_classifier(images: torch.Tensor, labels: torch.Tensor, shape: tuple[int, int, int], num_classes: int,
+def train_classifier(images: torch.Tensor, labels: torch.Tensor, shape: tuple[int, ...], num_classes: int,
                      epochs: int, width: int, seed: int, batch: int = 128, lr: float = 1e-3) -> FeatureClassifier:
     """Adam on cross-entropy; ``images: (N, D)`` uint8 (converted per batch); deterministic given ``seed``."""
     g = torch.Generator().manual_seed(seed)

@@ -33,6 +33,7 @@ def iw_log_likelihood(model, x: torch.Tensor, k: int = 1000, generator: torch.Ge
             lw = model.log_weights(xb, min(k_chunk, k - j), generator, q=q)  # (kk, b)
             m = torch.logsumexp(lw.double(), 0)
             acc = m if acc is None else torch.logaddexp(acc, m)
+        assert acc is not None  # k >= 1: at least one chunk
         out[i:i + xb.shape[0]] = acc - math.log(k)
     return out
 

@@ -69,6 +69,7 @@ def log_weights(model, x: torch.Tensor, eps: torch.Tensor, q: Normal) -> torch.T
     products and activations run in bf16 (the likelihood sums and returned gradients stay fp32).
     """
     lib, kinds = library(), _decoder_kinds(model)
+    assert kinds is not None  # called only where supports() is true, which requires the kinds
     if torch.is_grad_enabled():
         bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
         return decoder.log_weights_grad(lib, model, x, eps, q.loc, q.scale, kinds, bf16=bf16)

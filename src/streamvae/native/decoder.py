@@ -15,6 +15,8 @@ Each computes exactly the terms of ``VAE.log_weights`` (``models/vae.py``, the r
 """
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 
@@ -128,7 +130,8 @@ def decoder_loglik(lib, decoder: nn.Sequential, to_x: nn.Linear, z: torch.Tensor
     lead = z.shape[:-1]
     params = []
     for block in decoder:
-        params += [block[0].weight, block[0].bias]
+        linear = cast(nn.Linear, cast(nn.Sequential, block)[0])  # each block: Sequential(Linear, activation)
+        params += [linear.weight, linear.bias]
     params += [to_x.weight, to_x.bias]
     z2 = z.reshape(-1, z.shape[-1])
     if not z2.is_contiguous():
@@ -161,7 +164,7 @@ def log_weights_nograd(lib, model, x: torch.Tensor, eps: torch.Tensor, loc: torc
     rows = kk * b
     w, bias = model.to_x.weight, model.to_x.bias
     log_sigma = torch.log(scale).sum(-1)  # (B,)
-    opts = {"dtype": eps.dtype, "device": eps.device}
+    opts: dict[str, Any] = {"dtype": eps.dtype, "device": eps.device}
     zbuf, sq = torch.empty(kk, b, zd, **opts), torch.empty(kk, b, zd, **opts)
     hbufs = [torch.empty(rows, m[0].out_features, **opts) for m in model.decoder]
     logits = torch.empty(rows, w.shape[0], **opts)
