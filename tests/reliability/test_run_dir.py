@@ -135,7 +135,7 @@ def test_an_accepted_config_change_is_applied_and_recorded(crashed, data_root):
 
 def test_resume_keeps_the_run_environment_fields_of_config_yaml(crashed, data_root):
     out = crashed
-    _edit(out, "threads: 0", "threads: 1")  # like kernels, progress, tensorboard: not part of the results
+    _edit(out, "threads: 1", "threads: 2")  # like kernels, progress, tensorboard: not part of the results
     assert main(["run", "--resume", str(out), "--data-root", data_root]) == 0
     assert not (out / "config-changes.jsonl").exists()
 
