@@ -146,7 +146,7 @@ def test_ctrl_c_lets_running_runs_checkpoint_and_starts_no_new_one(tmp_path, mon
     first = out / "split_fashion-finetune/seed=0"
 
     def interrupt():  # a Ctrl-C in the terminal once the first run is going
-        for _ in range(200):
+        for _ in range(1200):  # up to 60 s: on a loaded machine the first run can take more than 10 s to start
             if (first / "started").exists():
                 break
             time.sleep(0.05)
