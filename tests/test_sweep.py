@@ -141,6 +141,10 @@ def test_a_failed_run_is_reported_with_its_log_and_does_not_stop_the_others(tmp_
 
 
 def test_ctrl_c_lets_running_runs_checkpoint_and_starts_no_new_one(tmp_path, monkeypatch, capsys):
+    # the terminal's Ctrl-C as a fresh process gets it, whatever earlier tests left in this one
+    # (the test failed in the full suite, never alone: a SIGINT handler or mask left behind)
+    old_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    old_mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     monkeypatch.setattr(sweep, "command", fake_command(lambda s: "wait"))
     out = tmp_path / "sweep"
     first = out / "split_fashion-finetune/seed=0"
@@ -153,7 +157,11 @@ def test_ctrl_c_lets_running_runs_checkpoint_and_starts_no_new_one(tmp_path, mon
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
-    code = main(["sweep", FINETUNE, "--seeds", "3", "--set", "budget=smoke", "--jobs", "1", "--out", str(out)])
+    try:
+        code = main(["sweep", FINETUNE, "--seeds", "3", "--set", "budget=smoke", "--jobs", "1", "--out", str(out)])
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     assert code == 130
     assert (first / "checkpoint.pt").exists()  # the run got one SIGINT and checkpointed
     assert not (out / "split_fashion-finetune/seed=2").exists()  # never started
