@@ -43,6 +43,8 @@ EXPERIMENTS=(
   "dyn-e10-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.epochs_per_arrival=10"
   "ocm-e30-s0|split_fashion/ocm|budget=fast seed=0 learner.epochs_per_arrival=30"
   "dyn-e30-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.epochs_per_arrival=30"
+  # the double firing after each LTM wipe at 30 passes: no decision at the test right after an expansion
+  "dyn-e30-rebase-s0|split_fashion/dynamic-ocm|budget=fast seed=0 learner.epochs_per_arrival=30 learner.expansion_rebaseline=true"
   # the released protocol with a 10-sample ELBO instead of 50 (100 passes, k = 1000 for R): a quarter of
   # the paper run's matmuls; through class 0 its R follows the paper run's within 0.6 nat (RESULTS.md).
   # About 3 h with THREADS=2 on an idle 2-core machine (1.9 h of updates, about 25 min of R tests, 30 min
