@@ -64,7 +64,7 @@ class RunDirLock:
 
 
 def remove_temp_files(run_dir: str | Path) -> list[str]:
-    """Delete the temporary files of interrupted atomic writes (``.NAME.XXXX.tmp``); returns their names."""
+    """Delete the temporary files of interrupted atomic writes (``.NAME.<random>.tmp``); returns their names."""
     removed = []
     for p in Path(run_dir).glob(".*.tmp"):
         if p.is_file():
