@@ -143,6 +143,7 @@ class EvalConfig:
     probe_train_size: int = 5000  # labelled training images the probes are fitted on (seeded subset; 0 = all)
     probe_test_size: int = 0  # test images the probes are scored on (0 = the likelihood's test subset)
     probe_knn: int = 5  # neighbours of the kNN probe
+    probe_features: str = "selected"  # a mixture's representation: selected (best-ELBO component's mean) | concat (all K means)
     # FID / IS with a named feature network (evaluation spec section 3)
     fid: bool = False  # add fid_classifier_* / is_classifier_* (generations and reconstructions)
     fid_curve: bool = False  # also at intermediate evaluation points (else only at the final one)
@@ -165,6 +166,8 @@ class EvalConfig:
             check_nonnegative(f"eval.{key}", getattr(self, key))
         for key in ("fid_classifier_seed", "binarize_seed"):
             check_seed(f"eval.{key}", getattr(self, key))
+        if self.probe_features not in ("selected", "concat"):
+            raise ConfigError(f"eval.probe_features={self.probe_features!r}: expected 'selected' or 'concat'")
         if self.grid > 4096:
             raise ConfigError(f"eval.grid={self.grid}: at most 4096 images in a grid")
         if self.fid_inception_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", self.fid_inception_sha256):

@@ -131,7 +131,8 @@ def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int
         probe = probe_metrics(learner.components(), probe_training_set(stream, cfg.eval.probe_train_size,
                                                                         cfg.eval.binarize_seed + 1),
                               probe_test, stream.num_tasks, tasks_seen, cfg.eval.probe_knn,
-                              _eval_generator(cfg, arrival + 1_000_000), seed=cfg.seed)
+                              _eval_generator(cfg, arrival + 1_000_000), seed=cfg.seed,
+                              features=cfg.eval.probe_features)
         row["per_task"].update(probe.pop("per_task"))
         row.update(probe)
     if cfg.eval.fid and (final or cfg.eval.fid_curve):  # FID / IS with the dataset's feature classifier

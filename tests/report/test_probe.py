@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-from streamvae.evaluation.probe import encoder_means, knn_accuracy, linear_probe_accuracy, probe_classes
+from streamvae.data.streams import TestSet as Split  # (not a test class)
+from streamvae.evaluation.probe import (encoder_means, knn_accuracy, linear_probe_accuracy, probe_classes,
+                                        probe_metrics)
 
 
 def gaussians(n: int, shift: float, seed: int, dim: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +81,32 @@ def test_encoder_means_of_a_mixture_take_each_images_best_component():
     np.testing.assert_array_equal(z[:, 0].numpy(), [1.0, 2.0, 1.0])
     assert encoder_means([a, b], torch.zeros(3, 4), choose="concat").shape == (3, 6)
     assert torch.equal(encoder_means(a, torch.zeros(3, 4)), torch.ones(3, 3))
+
+
+class Pixels(Constant):
+    """A stand-in component whose encoder mean is the image's first three pixels."""
+
+    def __init__(self, value: float, elbo: torch.Tensor):
+        super().__init__(value, elbo)
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # probe_metrics reads the device from it
+
+    def encode(self, x):
+        loc = x[:, :3].clone()
+        return Normal(loc, torch.ones_like(loc))
+
+
+def test_probe_features_concat_sees_components_the_selection_passes_over():
+    # component a knows the class (its mean is the first pixels), b is constant but wins every ELBO
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(400) % 2
+    x = torch.randn(400, 4, generator=g) * 0.1 + y[:, None].float()
+    sets = Split(x=x[:200], y=y[:200], task=torch.zeros(200, dtype=torch.long)), \
+        Split(x=x[200:], y=y[200:], task=torch.zeros(200, dtype=torch.long))
+    a, b = Pixels(0.0, torch.full((400,), -10.0)), Constant(0.5, torch.zeros(400))  # a is first
+    selected = probe_metrics([a, b], *sets, num_tasks=1, tasks_seen=1)
+    concat = probe_metrics([a, b], *sets, num_tasks=1, tasks_seen=1, features="concat")
+    assert selected["probe_linear"] == pytest.approx(0.5, abs=0.1)  # b's constant mean: chance
+    assert concat["probe_linear"] == 1.0 and concat["probe_knn"] == 1.0
 
 
 def test_probe_classes_keep_datasets_apart():

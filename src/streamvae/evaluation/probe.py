@@ -163,8 +163,11 @@ def probe_training_set(stream, size: int, seed: int) -> TestSet:
 
 
 def probe_metrics(components, train: TestSet, test: TestSet, num_tasks: int, tasks_seen: int, knn: int = 5,
-                  generator: torch.Generator | None = None, seed: int = 0) -> dict:
+                  generator: torch.Generator | None = None, seed: int = 0, features: str = "selected") -> dict:
     """``probe_linear`` / ``probe_knn`` accuracies over the tasks seen so far, and per task.
+
+    ``features`` is :func:`encoder_means`' ``choose``: a mixture's images are represented by their
+    selected component's mean (``selected``) or by every component's mean side by side (``concat``).
 
     Both probes are fitted on the training images of the tasks seen so far (classes kept distinct
     across datasets) and scored on the test images of those tasks; later tasks are ``None`` per task.
@@ -173,8 +176,8 @@ def probe_metrics(components, train: TestSet, test: TestSet, num_tasks: int, tas
     tr = train.task < tasks_seen
     te = test.task < tasks_seen
     device = next(components[0].parameters()).device  # the probe sets live on the CPU with the stream
-    z_train = encoder_means(components, train.x[tr.to(train.x.device)].to(device), generator=generator)
-    z_test = encoder_means(components, test.x[te.to(test.x.device)].to(device), generator=generator)
+    z_train = encoder_means(components, train.x[tr.to(train.x.device)].to(device), features, generator=generator)
+    z_test = encoder_means(components, test.x[te.to(test.x.device)].to(device), features, generator=generator)
     y_train, y_test = probe_classes(train.y[tr], train.task[tr]), probe_classes(test.y[te], test.task[te])
     lin = linear_probe_accuracy(z_train, y_train, z_test, y_test, test.task[te], num_tasks, seed=seed)
     near = knn_accuracy(z_train, y_train, z_test, y_test, test.task[te], num_tasks, k=knn)
