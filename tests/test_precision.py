@@ -3,6 +3,7 @@ native bf16 falls back to fp32 with one warning; runs record the precision they 
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -140,6 +141,41 @@ def test_the_bf16_speed_ratio_is_a_positive_measurement():
     precision.cpu_bf16_speed_ratio.cache_clear()
     ratio = precision.cpu_bf16_speed_ratio(rows=64, inner=64, cols=64, repeats=2)
     assert 0.0 < ratio < 1e6
+
+
+def test_auto_trains_in_bf16_only_where_bf16_measures_faster(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision, "_warned", set())
+    for flags, ratio, expected in [({"avx512_bf16"}, 2.1, "bf16"),   # AMD EPYC
+                                   ({"amx_bf16"}, 4.0, "bf16"),      # AMX
+                                   ({"avx512_bf16"}, 0.59, "fp32"),  # Intel without AMX
+                                   ({"avx2"}, 9.9, "fp32")]:         # no native bf16: never measured
+        monkeypatch.setattr(precision, "cpu_flags", lambda f=flags: frozenset(f))
+        monkeypatch.setattr(precision, "cpu_bf16_speed_ratio", lambda r=ratio: r)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # auto decides silently
+            assert precision.resolve("auto", cpu) == expected
+    assert precision.resolve("auto", torch.device("meta")) == "fp32"  # other devices: fp32
+
+
+def test_a_resumed_auto_run_keeps_the_precision_it_started_with(tmp_path, monkeypatch):
+    from streamvae import rundir
+    from streamvae.loop import build, restore_checkpoint
+    from streamvae.utils import load_checkpoint
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(precision, "cpu_bf16_speed_ratio", lambda: 2.1)
+    run = tmp_path / "run"
+    assert main(["run", REPO_CONFIG, "--set", "budget=smoke", "--set", "precision=auto", "--no-progress",
+                 "--out", str(run)]) == 0
+    assert json.loads((run / "results.json").read_text())["precision"] == "bf16"
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    assert ckpt["precision"] == "bf16"
+    monkeypatch.setattr(precision, "cpu_bf16_speed_ratio", lambda: 0.5)  # another machine: auto says fp32 there
+    _, learner = build(rundir.resume_config(run, ckpt), None)
+    assert learner.precision == "fp32"
+    restore_checkpoint(learner, ckpt, run / "checkpoint.pt")
+    assert learner.precision == "bf16"  # the run goes on as it started
 
 
 def test_an_unknown_precision_is_refused_with_the_valid_ones():

@@ -183,7 +183,7 @@ class RunConfig:
     checkpoint_every: int = 100  # arrivals between checkpoints (0: only at the end)
     threads: int = 0  # torch intra-op threads (0: leave torch's default)
     kernels: str = "auto"  # auto | native | torch: the native fast path (auto: when a C compiler works)
-    precision: str = "fp32"  # fp32 | bf16: the training step's matrix products (bf16: fp32 master weights; evaluation stays fp32)
+    precision: str = "fp32"  # fp32 | bf16 | auto: the training step's matrix products (bf16: fp32 master weights; evaluation stays fp32; auto: bf16 where it measures faster)
     device: str = "auto"  # auto | cpu | cuda: model, memories and evaluation (auto: CUDA when available)
     progress: bool = True  # show a progress bar
     tensorboard: bool = False  # also log scalars and image grids to run_dir/tensorboard (pip install tensorboard)
@@ -509,7 +509,7 @@ def resolve(raw: dict, overrides: list[str] | tuple[str, ...], lookup: LearnerLo
 def validate(cfg: RunConfig, learner_cls: Any) -> None:
     """Value checks beyond types: every section's own ``validate()``, and the model the learner needs."""
     check_choice("kernels", cfg.kernels, ("auto", "native", "torch"))
-    check_choice("precision", cfg.precision, ("fp32", "bf16"))
+    check_choice("precision", cfg.precision, ("fp32", "bf16", "auto"))
     check_choice("device", cfg.device, ("auto", "cpu", "cuda"))  # cuda without CUDA: refused when the run starts
     check_nonnegative("checkpoint_every", cfg.checkpoint_every)
     check_nonnegative("threads", cfg.threads)

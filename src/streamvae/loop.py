@@ -386,6 +386,9 @@ def restore_checkpoint(learner, ckpt: dict, path: Path, reapply_hyperparameters:
     except (KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError) as e:
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckpointError(f"{path}: does not fit this run ({type(e).__name__}: {first})") from None
+    if getattr(learner.cfg, "precision", None) == "auto" and ckpt.get("precision") in ("fp32", "bf16"):
+        # auto keeps the precision the run started with (another machine may decide otherwise)
+        learner.precision = precision.resolve(ckpt["precision"], learner.device)
     if reapply_hyperparameters:
         for k, o in learner.optimizers().items():
             for group, hyper in zip(o.param_groups, fresh.get(k, [])):

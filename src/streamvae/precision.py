@@ -7,7 +7,11 @@ needs range or precision (per-image likelihood sums, log-sum-exp, the KL). Evalu
 arithmetic falls back to fp32 with one warning; a CPU whose bf16 instructions are there but
 multiply no faster than fp32 (Intel's AVX512-BF16 without AMX: one port for the bf16 dot product,
 two for fp32 FMAs) keeps bf16, as asked, with one warning that gives the measured ratio.
-``results.json`` and the checkpoints record the precision that was used.
+``auto`` picks, once per process, the faster of the two for this machine: bf16 where the CPU has
+native bf16 and a bf16 product measures at least ``AUTO_MIN_SPEEDUP`` times as fast as fp32 (AMD's
+AVX512-BF16, AMX), else fp32 (Intel's AVX512-BF16 without AMX, CPUs without bf16, and GPUs, where
+bf16 training is not validated yet). ``results.json`` and the checkpoints record the precision that
+was used.
 
     prec = resolve("bf16", torch.device("cpu"))    # "bf16" or "fp32" (with a warning)
     with autocast(prec, torch.device("cpu")):
@@ -23,7 +27,10 @@ import warnings
 
 import torch
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
+# precision=auto trains in bf16 only where a bf16 product measures at least this much faster than fp32
+# (measured: AMD EPYC AVX512-BF16 2.1-2.2x, Intel AVX512-BF16 without AMX 0.55-0.6x; BENCHMARKS.md)
+AUTO_MIN_SPEEDUP = 1.3
 
 
 @functools.lru_cache(maxsize=1)
@@ -107,9 +114,13 @@ _warned: set[str] = set()
 
 def resolve(precision: str, device: torch.device) -> str:
     """``precision`` as it will run on ``device``: bf16 where the device has native bf16, else
-    fp32 with one warning (emulated bf16 would be slower than fp32, not faster)."""
+    fp32 with one warning (emulated bf16 would be slower than fp32, not faster); ``auto``: the
+    faster of the two on this CPU, without a warning (fp32 on other devices)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        fast = (device.type == "cpu" and bf16_native(device) and cpu_bf16_speed_ratio() >= AUTO_MIN_SPEEDUP)
+        return "bf16" if fast else "fp32"
     if precision == "bf16" and not bf16_native(device):
         key = f"{device.type}"
         if key not in _warned:
