@@ -89,23 +89,24 @@ def bf16_native(device: torch.device) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_bf16_speed_ratio(rows: int = 1024, inner: int = 256, cols: int = 784, repeats: int = 5) -> float:
+def cpu_bf16_speed_ratio(rows: int = 1024, inner: int = 256, cols: int = 784, repeats: int = 10) -> float:
     """How many times faster a bf16 matrix product runs than an fp32 one on this CPU, measured now
     (best of ``repeats`` each, a decoder-like ``(rows, inner) @ (inner, cols)`` product, torch's
-    threads; about 20 ms, once per process). Measured, not read from the flags, because the flags
+    threads, interleaved rounds; about 50 ms, once per process). Measured, not read from the flags, because the flags
     do not tell: AMD's AVX512-BF16 runs at about 2.1x fp32, Intel's without AMX at about 0.6x."""
-    times = {}
     g = torch.Generator().manual_seed(0)  # its own generator: the run's global RNG state is not touched
+    operands = {}
     for dtype in (torch.float32, torch.bfloat16):
         a = torch.randn(rows, inner, generator=g).to(dtype)
         b = torch.randn(inner, cols, generator=g).to(dtype)
         a @ b  # warm-up: oneDNN builds its kernel on the first call
-        best = float("inf")
-        for _ in range(repeats):
+        operands[dtype] = (a, b)
+    times = {dtype: float("inf") for dtype in operands}
+    for _ in range(repeats):  # interleaved, so that a disturbance does not fall on one precision only
+        for dtype, (a, b) in operands.items():
             t0 = time.perf_counter()
             a @ b
-            best = min(best, time.perf_counter() - t0)
-        times[dtype] = best
+            times[dtype] = min(times[dtype], time.perf_counter() - t0)
     return times[torch.float32] / max(times[torch.bfloat16], 1e-9)
 
 
