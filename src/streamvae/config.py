@@ -166,8 +166,7 @@ class EvalConfig:
             check_nonnegative(f"eval.{key}", getattr(self, key))
         for key in ("fid_classifier_seed", "binarize_seed"):
             check_seed(f"eval.{key}", getattr(self, key))
-        if self.probe_features not in ("selected", "concat"):
-            raise ConfigError(f"eval.probe_features={self.probe_features!r}: expected 'selected' or 'concat'")
+        check_choice("eval.probe_features", self.probe_features, ("selected", "concat"))
         if self.grid > 4096:
             raise ConfigError(f"eval.grid={self.grid}: at most 4096 images in a grid")
         if self.fid_inception_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", self.fid_inception_sha256):

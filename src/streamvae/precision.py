@@ -91,9 +91,10 @@ def bf16_native(device: torch.device) -> bool:
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_speed_ratio(rows: int = 1024, inner: int = 256, cols: int = 784, repeats: int = 10) -> float:
     """How many times faster a bf16 matrix product runs than an fp32 one on this CPU, measured now
-    (best of ``repeats`` each, a decoder-like ``(rows, inner) @ (inner, cols)`` product, torch's
-    threads, interleaved rounds; about 50 ms, once per process). Measured, not read from the flags, because the flags
-    do not tell: AMD's AVX512-BF16 runs at about 2.1x fp32, Intel's without AMX at about 0.6x."""
+    (best of ``repeats`` interleaved rounds each, a decoder-like ``(rows, inner) @ (inner, cols)``
+    product, torch's threads; about 50 ms, once per process). Measured, not read from the flags,
+    because the flags do not tell: AMD's AVX512-BF16 runs at about 2.1x fp32, Intel's without AMX
+    at about 0.6x."""
     g = torch.Generator().manual_seed(0)  # its own generator: the run's global RNG state is not touched
     operands = {}
     for dtype in (torch.float32, torch.bfloat16):

@@ -37,7 +37,7 @@ def test_lists_become_tuples_and_round_trip():
     ("learner.name=magic", "choose one of"),
     ("learner.lr", "key=value"),
     ("memory.capacity=0", "must be positive"),
-    ("eval.probe_features=mean", "expected 'selected' or 'concat'"),
+    ("eval.probe_features=mean", "choose one of: selected, concat"),
 ])
 def test_bad_overrides_name_the_problem(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -102,7 +102,7 @@ def test_probe_features_concat_sees_components_the_selection_passes_over():
     x = torch.randn(400, 4, generator=g) * 0.1 + y[:, None].float()
     sets = Split(x=x[:200], y=y[:200], task=torch.zeros(200, dtype=torch.long)), \
         Split(x=x[200:], y=y[200:], task=torch.zeros(200, dtype=torch.long))
-    a, b = Pixels(0.0, torch.full((400,), -10.0)), Constant(0.5, torch.zeros(400))  # a is first
+    a, b = Pixels(0.0, torch.full((400,), -10.0)), Constant(0.5, torch.zeros(400))
     selected = probe_metrics([a, b], *sets, num_tasks=1, tasks_seen=1)
     concat = probe_metrics([a, b], *sets, num_tasks=1, tasks_seen=1, features="concat")
     assert selected["probe_linear"] == pytest.approx(0.5, abs=0.1)  # b's constant mean: chance
