@@ -18,7 +18,7 @@ import torch
 
 from streamvae import native, precision
 from streamvae.config import ModelConfig
-from streamvae.evaluation.likelihood import iw_log_likelihood
+from streamvae.models.bounds import iw_log_likelihood
 from streamvae.memory import similarity_scores
 from streamvae.models import MixtureVAE
 

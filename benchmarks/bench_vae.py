@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from streamvae import native, precision, threads
 from streamvae.config import ModelConfig, RunConfig
 from streamvae.data.streams import binarize
-from streamvae.evaluation.likelihood import iw_log_likelihood
+from streamvae.models.bounds import iw_log_likelihood
 from streamvae.learners.vae_training import VAELearner, VAETrainingConfig
 from streamvae.models import VAE
 
@@ -189,18 +189,17 @@ def contention_section(on_native: bool, seconds: float) -> None:
 
     def rate(governed: bool) -> float:
         torch.set_num_threads(max_threads)
-        threads.install(threads.ThreadGovernor(max_threads, interval=1.0) if governed else None)
+        follow = threads.ThreadGovernor(max_threads, interval=1.0).poll if governed else None  # between chunks
         try:
             t_end = time.perf_counter() + (3.5 if governed else 0.5)  # let the governor settle
             while time.perf_counter() < t_end:
-                iw_log_likelihood(model, x[:20], K_EVAL, torch.Generator().manual_seed(4))
+                iw_log_likelihood(model, x[:20], K_EVAL, torch.Generator().manual_seed(4), between_chunks=follow)
             n, t0 = 0, time.perf_counter()
             while time.perf_counter() - t0 < seconds:
-                iw_log_likelihood(model, x, K_EVAL, torch.Generator().manual_seed(4))
+                iw_log_likelihood(model, x, K_EVAL, torch.Generator().manual_seed(4), between_chunks=follow)
                 n += len(x)
             return n / (time.perf_counter() - t0)
         finally:
-            threads.install(None)
             torch.set_num_threads(max_threads)
 
     results = {}

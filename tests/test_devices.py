@@ -70,7 +70,7 @@ def test_no_tensor_is_made_off_the_run_device(name, data_root):
     torch.set_default_device("meta")
     try:
         for x in batches:
-            learner.observe(x)
+            learner.arrive(x)
         row = loop.evaluate_point(cfg, learner, stream, test, len(stream), final=True)
     finally:
         torch.set_default_device(None)

@@ -56,9 +56,7 @@ def test_the_governor_follows_the_free_cores_after_two_checks():
         torch.set_num_threads(before)
 
 
-def test_poll_is_a_no_op_without_a_governor_and_without_proc_stat():
-    threads.install(None)
-    assert threads.poll() is None
+def test_poll_is_a_no_op_without_proc_stat():
     g = threads.ThreadGovernor(2, reader=lambda: None)
     assert g.poll() is None and g.poll() is None
 

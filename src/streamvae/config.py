@@ -52,10 +52,7 @@ class StreamConfig:
         check_nonnegative("stream.max_batches", self.max_batches)
         if not self.datasets:
             raise ConfigError("stream.datasets needs at least one dataset")
-        from .data.datasets import DATASETS  # names only: nothing is read
-
-        for name in self.datasets:
-            check_choice("stream.datasets", name, tuple(DATASETS))
+        # the names themselves are checked where streams are built (streamvae.data.streams.check_datasets)
 
 
 @dataclass(frozen=True)
@@ -126,6 +123,11 @@ class LearnerConfig:
 @dataclass(frozen=True)
 class MemoryConfig:
     """Base of a learner's memory section; learners without a memory keep this empty one."""
+
+    def images_held(self) -> int | None:
+        """The most images the memories hold besides the incoming batch (for the planned steps and the
+        no-step check): none for the empty section; ``None`` (unknown) for one with fields, unless it says."""
+        return None if fields(self) else 0
 
 
 @dataclass(frozen=True)

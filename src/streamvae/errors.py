@@ -20,3 +20,7 @@ class CheckpointError(StreamVAEError):
 
 class TrainingError(StreamVAEError):
     """Training went wrong in a way the user must know about (e.g. a non-finite loss)."""
+
+
+class Interrupted(StreamVAEError):
+    """A run stopped by Ctrl-C or SIGTERM once its checkpoint is safely on disk (exit status 130)."""

@@ -3,7 +3,9 @@
 Read it top to bottom: for every arrival the learner observes the images (never labels or tasks),
 the evaluator scores the model at evaluation points (task ends, which only the evaluator knows, or
 every ``eval.every`` arrivals), a checkpoint is written every ``run.checkpoint_every`` arrivals, and
-at the end the final evaluation, ``results.json`` and the PNG grids are written.
+at the end the final evaluation, ``results.json`` and the PNG grids are written. The run directory's
+files are ``RunDirectory``'s (``run_directory.py``); the progress bar, TensorBoard and the thread
+follower are observers (``observers.py``); an evaluation row is ``evaluation.points``'.
 
 Ctrl-C is deferred to the end of the current arrival: a checkpoint is written and the run stops
 cleanly; ``streamvae run --resume DIR`` continues it and gives the same results as an
@@ -11,42 +13,87 @@ uninterrupted run with the same seed.
 """
 from __future__ import annotations
 
-import json
-import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from . import config as C
-from . import native, precision, rundir, threads
-from .devices import describe, resolve_device, to_device
-from ._version import __version__
+from . import native
 from .data.streams import Stream
-from .errors import CheckpointError, ConfigError, StreamVAEError, TrainingError
-from .evaluation.evaluator import evaluate, evaluate_generation
-from .evaluation.fid import feature_classifier
-from .evaluation.probe import probe_metrics, probe_training_set
-from .registry import get_learner
+from .devices import describe, resolve_device
+from .errors import ConfigError, Interrupted, TrainingError
+from .evaluation.points import eval_points, evaluate_point
 from .models import build_model
-from .utils import (atomic_write_text, load_checkpoint, read_jsonl, save_checkpoint, save_grid, save_titled_grids,
-                    write_json, write_jsonl)
+from .observers import Observers
+from .registry import get_learner
+from .run_directory import RunDirectory, StopRequests, restore_checkpoint
+
+__all__ = ["run", "build", "use_kernels", "evaluate_point", "restore_checkpoint", "final_results", "banner"]
 
 
-class Interrupted(StreamVAEError):
-    """Raised after a Ctrl-C once the checkpoint is safely on disk."""
+def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, resume: bool = False,
+        accept_config_change: bool = False) -> dict:
+    """Train on the whole stream (or continue from ``run_dir/checkpoint.pt``) and evaluate.
 
-
-def _eval_points(cfg: C.RunConfig, stream: Stream) -> list[int]:
-    """Arrival counts after which the evaluator runs (the last one is the final evaluation)."""
-    n = len(stream)
-    if cfg.eval.every > 0:
-        points = list(range(cfg.eval.every, n, cfg.eval.every))
-    else:
-        points = [t for t in stream.task_ends() if t < n]
-    return sorted(set(points) | {n})
+    Everything that can be checked (config, data, stream length) is checked before the run directory
+    is created; the directory is then locked for the run's lifetime (a second writer fails at once).
+    ``resume`` continues with ``cfg``, which must equal the checkpoint's config outside the
+    run-environment fields unless ``accept_config_change`` (the change is then recorded). Resuming a
+    finished run returns its ``results.json`` and changes nothing.
+    """
+    run_dir = Path(run_dir)
+    if resume and (run_dir / "results.json").is_file():
+        return RunDirectory(run_dir, cfg, "").results()
+    stream, learner = build(cfg, data_root)  # before the directory exists: a failed start leaves nothing
+    if cfg.progress:
+        print(banner(cfg, stream, learner, run_dir, resume), file=sys.stderr, flush=True)
+    n, points = len(stream), set(eval_points(cfg, stream))
+    final_test = stream.test_set(cfg.eval, cfg.eval.test_size)
+    curve_size = cfg.eval.curve_test_size or cfg.eval.test_size
+    curve_test = stream.test_set(cfg.eval, curve_size) if curve_size != cfg.eval.test_size else final_test
+    with RunDirectory(run_dir, cfg, "native" if use_kernels(cfg) else "torch") as rd, StopRequests() as stop:
+        if resume and rd.finished:  # finished while we were starting
+            return rd.results()
+        start = rd.start(learner, n, resume, accept_config_change)
+        watch = Observers.for_run(cfg, learner, stream, run_dir, start, resume, points)
+        try:
+            for t in range(start, n):
+                with rd.timed("stream_and_logs"):
+                    x = stream.batch(t).x.to(learner.device)  # images only: labels and tasks stay with the evaluator
+                logs = rd.observe(learner, x)  # learner.arrive(x): the arrival is counted, then observed
+                rd.log_arrival(learner, logs)
+                watch.after_arrival(learner, t + 1, logs)
+                if t + 1 in points and t + 1 < n:
+                    with rd.timed("evaluation_points"):
+                        row = evaluate_point(cfg, learner, stream, curve_test, t + 1, False, watch.between_chunks)
+                        rd.append_row({**row, "wall_s": rd.wall()})
+                        watch.after_evaluation(learner, row)
+                if stop.requested or (cfg.checkpoint_every > 0 and (t + 1) % cfg.checkpoint_every == 0 and t + 1 < n):
+                    rd.checkpoint(learner, t + 1)
+                if stop.requested:
+                    raise Interrupted(f"interrupted ({stop.signal}) after arrival {t + 1}/{n}; checkpoint written. "
+                                      f"Continue with: streamvae run --resume {run_dir}")
+            if learner.steps == 0:  # nothing was trained: an error, never a finished run with untrained numbers
+                raise TrainingError(f"learner {cfg.learner.name} took no optimiser step in {n} arrivals "
+                                    f"(stream.batch_size={cfg.stream.batch_size}); the memories or batches never "
+                                    "filled a minibatch: lower learner.minibatch or raise the batch size or memory")
+            # the final checkpoint comes before the final evaluation and writes: a run killed while writing them
+            # resumes from here and recomputes the same final row (written once, whatever is interrupted)
+            train_wall = rd.wall()
+            rd.checkpoint(learner, n, train_wall)
+            with rd.timed("final_evaluation"):
+                row = {**evaluate_point(cfg, learner, stream, final_test, n, True, watch.between_chunks),
+                       "wall_s": train_wall}
+            rd.append_row(row)
+            watch.after_evaluation(learner, row)
+            results = {**final_results(cfg, stream, row, train_wall, learner),
+                       "wall_by_phase_s": {k: round(v, 2) for k, v in rd.phases.items()}}  # where the wall time went
+            watch.at_end(results)  # observers may add to it (the thread follower: wall_threads)
+            return rd.finish(learner, stream, final_test, results)
+        finally:
+            watch.at_end(None)
 
 
 def build(cfg: C.RunConfig, data_root: str | None):
@@ -74,16 +121,13 @@ def build(cfg: C.RunConfig, data_root: str | None):
     generator = torch.Generator(device=device).manual_seed(cfg.seed + 1)  # the learner's draws, on its device
     # needs_dataset: the learner's __init__ takes dataset= (every training image), which Learner's does not
     extra: dict[str, Any] = {"dataset": stream.training_images().to(device)} if cls.needs_dataset else {}
-    learner = cls(cfg, model, generator, **extra)
-    learner.precision = precision.resolve(cfg.precision, device)  # bf16 without native bf16: fp32, one warning
-    steps = learner.min_steps_per_arrival()
-    if steps == 0:  # nothing would ever train: refuse before any work is done
-        capacity = getattr(cfg.memory, "capacity", None)
-        held = f" + memory.capacity={capacity}" if capacity is not None else ""
+    learner = cls(cfg, model, generator, **extra)  # resolves its precision for this device
+    if learner.min_steps_per_arrival() == 0:  # nothing would ever train: refuse before any work is done
+        held = cfg.memory.images_held()
         raise ConfigError(f"learner {cfg.learner.name} would take no optimiser step with these settings "
-                          f"(stream.batch_size={cfg.stream.batch_size}{held} is smaller than learner.minibatch="
-                          f"{getattr(cfg.learner, 'minibatch', '?')}); lower learner.minibatch or raise the batch size"
-                          + (" or the memory" if held else ""))
+                          f"(stream.batch_size={cfg.stream.batch_size}"
+                          + (f" + {held} images of memory" if held else "") + " never fill a minibatch); "
+                          "lower learner.minibatch or raise the batch size" + (" or the memory" if held else ""))
     return stream, learner
 
 
@@ -107,334 +151,20 @@ def use_kernels(cfg: C.RunConfig) -> bool:
     return True
 
 
-def _eval_generator(cfg: C.RunConfig, arrival: int) -> torch.Generator:
-    # independent of training randomness, so evaluation never changes what the learner does
-    return torch.Generator(device=resolve_device(cfg.device)).manual_seed(cfg.seed * 1_000_003 + arrival + 17)
 
-
-def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int, final: bool) -> dict:
-    test = to_device(test, learner.device)  # the test sets are built on the CPU (the same images everywhere)
-    k = cfg.eval.iw_samples if final else cfg.eval.curve_iw_samples
-    ends = stream.task_ends()
-    # tasks completed by this arrival, plus the one in progress (a batch that straddles a boundary
-    # does not count its few images of the next task as "seen" until that task's first full batch);
-    # at the end of a stream cut short (stream.max_batches) that is the tasks it reached, not all
-    tasks_seen = sum(e <= arrival for e in ends) + (arrival not in ends)
-    row: dict[str, Any] = {"arrival": arrival, "images_seen": arrival * cfg.stream.batch_size, "final": final,
-                           "iw_samples": k, "test_size": int(test.x.shape[0]), "tasks_seen": tasks_seen,
-                           "task_ends": ends}
-    row.update(evaluate(learner.components(), test, stream.num_tasks, tasks_seen, k,
-                        _eval_generator(cfg, arrival), cfg.eval.chunk_rows))
-    if cfg.eval.probe:  # representation probes on encoder means; labels reach the probe only
-        probe_test = (to_device(stream.test_set(cfg.eval, cfg.eval.probe_test_size), learner.device)
-                      if cfg.eval.probe_test_size else test)
-        probe = probe_metrics(learner.components(), probe_training_set(stream, cfg.eval.probe_train_size,
-                                                                        cfg.eval.binarize_seed + 1),
-                              probe_test, stream.num_tasks, tasks_seen, cfg.eval.probe_knn,
-                              _eval_generator(cfg, arrival + 1_000_000), seed=cfg.seed,
-                              features=cfg.eval.probe_features)
-        row["per_task"].update(probe.pop("per_task"))
-        row.update(probe)
-    if cfg.eval.fid and (final or cfg.eval.fid_curve):  # FID / IS with the dataset's feature classifier
-        classifier, info = feature_classifier(cfg.stream.datasets, stream.data_root, cfg.eval)
-        row.update(evaluate_generation(learner.components(), to_device(stream.test_set(cfg.eval, 0), learner.device),
-                                       tasks_seen, cfg.eval,
-                                       stream.shape, classifier, info, _eval_generator(cfg, arrival + 2_000_000)))
-    sizes = learner.memory_sizes()  # {memory name: stored images}
-    row["memory"] = int(sizes.get("memory", sum(sizes.values())))  # all stored images
-    row["memory_sizes"] = {k: int(v) for k, v in sizes.items() if k != "memory"} or ({"memory": row["memory"]} if sizes else {})
-    row["components"] = len(learner.components())
-    row.update(learner.structure())  # e.g. DEMC's number of clusters
-    row["steps"] = learner.steps
-    return row
-
-
-def save_grids(cfg: C.RunConfig, learner, stream: Stream, test, run_dir: Path) -> None:
-    """samples.png (one block of rows per component), reconstructions.png (original | reconstruction)."""
-    shape = stream.shape
-    components = learner.components()
-    g = torch.Generator(device=learner.device).manual_seed(cfg.seed + 99)
-    n = cfg.eval.grid
-    per = max(8, n // len(components)) if len(components) > 1 else n
-    samples = torch.cat([c.sample(per, g) for c in components])
-    save_grid(run_dir / "samples.png", samples.cpu(), shape, nrow=8 if len(components) > 1 else None)
-    idx = torch.randperm(len(test.x), generator=g, device=learner.device)[: n // 2]
-    x = test.x.to(learner.device)[idx]
-    # the component that explains each image best reconstructs it (models without an ELBO, such as
-    # the VAE-GAN, have one component)
-    best = learner.model.assign(x, 10, g) if len(components) > 1 else torch.zeros(len(x), dtype=torch.long)
-    recon = torch.stack([components[int(j)].reconstruct(x[i:i + 1])[0] for i, j in enumerate(best)])
-    pairs = torch.stack([x, recon], 1).reshape(-1, x.shape[1])  # original, reconstruction
-    save_grid(run_dir / "reconstructions.png", pairs.cpu(), shape, nrow=16)
-
-
-def save_memory_grid(cfg: C.RunConfig, learner, stream: Stream, run_dir: Path) -> None:
-    """memory.png: a seeded sample (in stored order) of what each memory holds, one titled block each."""
-    memories = learner.memory_images()
-    if not memories:
-        return
-    g = torch.Generator().manual_seed(cfg.seed + 98)
-    blocks = []
-    for name, x in memories.items():
-        idx = torch.randperm(len(x), generator=g)[: cfg.eval.grid].sort().values
-        blocks.append((f"{name}: {len(x)} stored, {len(idx)} shown", x[idx.to(x.device)].cpu()))
-    save_titled_grids(run_dir / "memory.png", blocks, stream.shape, nrow=16)
-
-
-def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, resume: bool = False,
-        accept_config_change: bool = False) -> dict:
-    """Train on the whole stream (or continue from ``run_dir/checkpoint.pt``) and evaluate.
-
-    Everything that can be checked (config, data, stream length) is checked before the run directory
-    is created; the directory is then locked for the run's lifetime (a second writer fails at once).
-    ``resume`` continues with ``cfg``, which must equal the checkpoint's config outside the
-    run-environment fields unless ``accept_config_change`` (the change is then recorded). Resuming a
-    finished run returns its ``results.json`` and changes nothing.
-    """
-    run_dir = Path(run_dir)
-    if resume and rundir.is_finished(run_dir):
-        return json.loads((run_dir / "results.json").read_text())
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} is a file, not a run directory; choose another --out")
-    threads_at_start = torch.get_num_threads()
-    stream, learner = build(cfg, data_root)  # before the directory exists: a failed start leaves nothing
-    if cfg.progress:
-        print(banner(cfg, stream, learner, run_dir, resume), file=sys.stderr, flush=True)
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with rundir.RunDirLock(run_dir):
-            rundir.remove_temp_files(run_dir)  # left by a writer that was killed mid-write
-            if resume and rundir.is_finished(run_dir):  # finished while we were starting
-                return json.loads((run_dir / "results.json").read_text())
-            return _run_locked(cfg, run_dir, stream, learner, resume, accept_config_change)
-    except BaseException:
-        if created:
-            rundir.remove_if_empty(run_dir)
-        raise
-    finally:
-        threads.install(None)  # the run's load-following thread count ends with it
-        if cfg.threads == 0:
-            torch.set_num_threads(threads_at_start)
-
-
-def _run_locked(cfg: C.RunConfig, run_dir: Path, stream: Stream, learner, resume: bool,
-                accept_config_change: bool) -> dict:
-    n = len(stream)
-    final_test = stream.test_set(cfg.eval, cfg.eval.test_size)
-    curve_size = cfg.eval.curve_test_size or cfg.eval.test_size
-    curve_test = stream.test_set(cfg.eval, curve_size) if curve_size != cfg.eval.test_size else final_test
-    points = set(_eval_points(cfg, stream))
-
-    start, wall_before = 0, 0.0
-    path = "native" if use_kernels(cfg) else "torch"
-    kernel_paths = [[0, path]]  # [first arrival, path] of each stretch of the run
-    metrics_path = run_dir / "metrics.jsonl"
-    train_path = run_dir / "train.jsonl"  # one line per arrival: the learner's logs (loss, memory sizes, ...)
-    config_history: list[dict] = []  # accepted config.yaml edits on resume: {"arrival", "changes"}
-    # where the wall time goes (results.json "wall_by_phase_s"): optimiser updates, the rest of observe()
-    # (memory selection, expansion tests, binarisation outside train_pass), evaluation points,
-    # checkpoints, and the stream + logs; summed over resumed stretches
-    phases = dict.fromkeys(("train_steps", "memory_and_events", "evaluation_points", "checkpoints",
-                            "stream_and_logs"), 0.0)
-    if resume:
-        ckpt = load_checkpoint(run_dir / "checkpoint.pt")
-        phases.update({k: float(v) for k, v in ckpt.get("phases", {}).items() if k in phases})
-        config_history = list(ckpt.get("config_changes", []))
-        changes = rundir.config_changes(rundir.saved_config(ckpt, run_dir / "checkpoint.pt"), C.to_dict(cfg))
-        rundir.check_changes(changes, accept_config_change, run_dir)
-        start, wall_before = restore_checkpoint(learner, ckpt, run_dir / "checkpoint.pt", reapply_hyperparameters=bool(changes))
-        if not 0 <= start <= n:
-            raise CheckpointError(f"{run_dir / 'checkpoint.pt'}: arrival {start} is outside this stream (0..{n})")
-        if changes:  # applied from here on: recorded in config-changes.jsonl, the checkpoints and results.json
-            config_history.append(rundir.record_changes(run_dir, start, changes))
-        kernel_paths = ckpt.get("kernel_paths", [[0, "native" if ckpt.get("native_kernels") else "torch"]])
-        if kernel_paths[-1][1] != path:  # same draws on both paths (fp32 rounding apart): recorded only
-            kernel_paths.append([start, path])
-        # drop evaluation lines written after the checkpoint, and the final line of a run killed while
-        # writing its results: they will be recomputed identically (the final line is written once)
-        write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r["arrival"] <= start and not r.get("final")])
-        write_jsonl(train_path, [r for r in _read_train_log(train_path) if r["arrival"] <= start])
-    else:
-        atomic_write_text(run_dir / "config.yaml", C.to_yaml(cfg))
-        write_jsonl(metrics_path, [])
-        write_jsonl(train_path, [])
-
-    def checkpoint(arrival: int, wall: float) -> None:
-        tc = time.perf_counter()
-        if getattr(learner, "log", None) is not None:  # events so far (the final one is written at the end)
-            write_jsonl(run_dir / "events.jsonl", learner.log)
-        save_checkpoint(run_dir / "checkpoint.pt", {
-            "config": C.to_dict(cfg), "arrival": arrival, "wall_s": wall, "learner": learner.state_dict(),
-            "native_kernels": path == "native", "kernel_paths": kernel_paths, "precision": learner.precision,
-            "torch_rng": torch.get_rng_state(), "version": __version__, "config_changes": config_history,
-            "phases": dict(phases)})
-        phases["checkpoints"] += time.perf_counter() - tc
-
-    stop = {"requested": False, "signal": "Ctrl-C"}
-
-    def on_sigint(signum, frame):  # Ctrl-C and SIGTERM: finish the arrival, checkpoint, stop
-        if stop["requested"]:  # a second one stops at once
-            raise KeyboardInterrupt
-        stop["requested"] = True
-        stop["signal"] = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
-
-    old_handlers = ({s: signal.signal(s, on_sigint) for s in (signal.SIGINT, signal.SIGTERM)}
-                    if _main_thread() else {})
-    bar = _progress(cfg, start, n)
-    live = _tensorboard(cfg, stream, run_dir, start if resume else None)  # None unless cfg.tensorboard
-    # threads=0 on the CPU: follow the cores other processes leave free (streamvae.threads)
-    governor = threads.ThreadGovernor(torch.get_num_threads()) if cfg.threads == 0 and learner.device.type == "cpu" else None
-    threads.install(governor)
-    t0 = time.perf_counter()
-    train_log = open(train_path, "a")
-    try:
-        for t in range(start, n):
-            threads.poll()
-            ta = time.perf_counter()
-            batch = stream.batch(t)
-            tb, steps_before = time.perf_counter(), learner.train_seconds
-            logs = learner.observe(batch.x.to(learner.device))  # images only: labels and tasks stay with the evaluator
-            tc, in_steps = time.perf_counter(), learner.train_seconds - steps_before
-            phases["train_steps"] += in_steps
-            phases["memory_and_events"] += tc - tb - in_steps
-            done = t + 1
-            train_log.write(json.dumps({"arrival": done, "steps": learner.steps, **_plain(logs)}) + "\n")
-            train_log.flush()  # a kill loses at most this line (resume rewrites the file up to its checkpoint)
-            phases["stream_and_logs"] += (tb - ta) + (time.perf_counter() - tc)
-            if done in points and done < n:
-                te = time.perf_counter()
-                if bar is not None:
-                    bar.set_description(f"{cfg.learner.name}: evaluating")
-                row = evaluate_point(cfg, learner, stream, curve_test, done, final=False)
-                if bar is not None:
-                    bar.set_description(cfg.learner.name)
-                    bar.write(_eval_line(row), file=sys.stderr)
-                row["wall_s"] = wall_before + time.perf_counter() - t0
-                _append(metrics_path, row)
-                if live is not None:
-                    live.evaluation(row, learner.components(), stream.shape, learner.memory_images())
-                phases["evaluation_points"] += time.perf_counter() - te
-            if live is not None:
-                live.arrival(done, logs)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.1f}" if isinstance(v, float) else v for k, v in logs.items()})
-            if cfg.checkpoint_every > 0 and done % cfg.checkpoint_every == 0 and done < n:
-                checkpoint(done, wall_before + time.perf_counter() - t0)
-            if stop["requested"]:
-                checkpoint(done, wall_before + time.perf_counter() - t0)
-                raise Interrupted(f"interrupted ({stop['signal']}) after arrival {done}/{n}; checkpoint written. "
-                                  f"Continue with: streamvae run --resume {run_dir}")
-    finally:
-        train_log.close()
-        if bar is not None:
-            bar.close()
-        if live is not None:
-            live.close()
-        for signum, handler in old_handlers.items():
-            signal.signal(signum, handler)
-
-    train_wall = wall_before + time.perf_counter() - t0
-    if learner.steps == 0:  # nothing was trained: an error, never a finished run with untrained numbers
-        raise TrainingError(f"learner {cfg.learner.name} took no optimiser step in {n} arrivals "
-                            f"(stream.batch_size={cfg.stream.batch_size}); the memories or batches never filled "
-                            f"a minibatch: lower learner.minibatch or raise the batch size or memory")
-    # the final checkpoint comes before the final evaluation and writes: a run killed while writing them
-    # resumes from here and recomputes the same final row (written once, whatever is interrupted)
-    checkpoint(n, train_wall)
-    if cfg.progress:
-        print(f"final evaluation: k={cfg.eval.iw_samples} on {len(final_test.x)} test images, "
-              f"{len(learner.components())} component(s)...", file=sys.stderr, flush=True)
-    t_eval = time.perf_counter()
-    row = evaluate_point(cfg, learner, stream, final_test, n, final=True)
-    if cfg.progress:
-        print(f"{_eval_line(row)} ({time.perf_counter() - t_eval:.0f} s)", file=sys.stderr, flush=True)
-    row["wall_s"] = train_wall
-    phases["final_evaluation"] = time.perf_counter() - t_eval
-    _append(metrics_path, row)
-    if live is not None:  # reopened: the loop's writer is closed (appends to the same log)
-        live = _tensorboard(cfg, stream, run_dir, None)
-        live.evaluation(row, learner.components(), stream.shape, learner.memory_images())
-        live.close()
-    save_grids(cfg, learner, stream, final_test, run_dir)
-    save_memory_grid(cfg, learner, stream, run_dir)
-    if getattr(learner, "log", None) is not None:  # per-event log of memory learners (sizes, R, expansions)
-        write_jsonl(run_dir / "events.jsonl", learner.log)
-    results = final_results(cfg, stream, row, train_wall, learner)
-    results["wall_by_phase_s"] = {k: round(v, 2) for k, v in phases.items()}  # where the wall time went
-    if governor is not None:  # threads=0: how the thread count followed the load (this stretch of the run)
-        results["wall_threads"] = {"max": governor.max_threads, "changes": len(governor.changes),
-                              "final": governor.threads}
-    if len(kernel_paths) > 1:  # resumed on the other path: which arrivals ran where
-        results["kernels"] += "; " + ", ".join(f"{p} from arrival {a}" for a, p in kernel_paths)
-    if config_history:  # config.yaml edits accepted on resume (--accept-config-change)
-        results["config_changes"] = config_history
-    write_json(run_dir / "results.json", results)
-    return results
-
-
-def restore_checkpoint(learner, ckpt: dict, path: Path, reapply_hyperparameters: bool = False) -> tuple[int, float]:
-    """Load a checkpoint's learner state; returns ``(arrival, wall_s)``. A checkpoint that does not fit
-    this learner is one CheckpointError naming the file. ``reapply_hyperparameters``: keep the optimiser
-    hyperparameters (lr, betas, ...) of the current config instead of the checkpoint's."""
-    fresh = {k: [{h: v for h, v in g.items() if h != "params"} for g in o.param_groups]
-             for k, o in learner.optimizers().items()}
-    try:
-        learner.load_state_dict(ckpt["learner"])
-        arrival, wall = int(ckpt["arrival"]), float(ckpt["wall_s"])
-    except (KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError) as e:
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise CheckpointError(f"{path}: does not fit this run ({type(e).__name__}: {first})") from None
-    if getattr(learner.cfg, "precision", None) == "auto" and ckpt.get("precision") in ("fp32", "bf16"):
-        # auto keeps the precision the run started with (another machine may decide otherwise)
-        learner.precision = precision.resolve(ckpt["precision"], learner.device)
-    if reapply_hyperparameters:
-        for k, o in learner.optimizers().items():
-            for group, hyper in zip(o.param_groups, fresh.get(k, [])):
-                group.update(hyper)
-    return arrival, wall
-
-
-def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float, learner=None) -> dict:
+def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float, learner) -> dict:
+    """results.json: the run, the final row (without the evaluator's bookkeeping) and how it ran."""
     keep = {k: v for k, v in row.items() if k not in ("task_ends", "final")}
-    device = describe(resolve_device(cfg.device))
-    stretches = getattr(learner, "devices", [])
-    if len(stretches) > 1:  # resumed on another device: which arrivals ran where
-        device += "; " + ", ".join(f"{d} from arrival {a}" for a, d in stretches)
-    return {"name": cfg.name, "learner": cfg.learner.name, "budget": cfg.budget, "seed": cfg.seed,
+    device = describe(learner.device)
+    if len(learner.devices) > 1:  # resumed on another device: which arrivals ran where
+        device += "; " + ", ".join(f"{d} from arrival {a}" for a, d in learner.devices)
+    return {"name": cfg.name, "learner": cfg.learner.name, "method": type(learner).method_name(cfg),
+            "budget": cfg.budget, "seed": cfg.seed,
             "datasets": list(cfg.stream.datasets), "order": cfg.stream.order, "arrivals": len(stream),
             "task_names": stream.task_names, **keep, "train_wall_s": wall,
             "kernels": native.status(use_kernels(cfg)), "device": device,
-            "precision": getattr(learner, "precision", "fp32")}
+            "precision": learner.precision}
 
-
-def _append(path: Path, row: dict) -> None:
-    rows = read_jsonl(path) + [row]
-    write_jsonl(path, rows)  # rewrite atomically: a crash never leaves half a line
-
-
-def _tensorboard(cfg: C.RunConfig, stream: Stream, run_dir: Path, purge_step: int | None):
-    if not cfg.tensorboard:
-        return None
-    from .live import TensorBoardLog
-
-    return TensorBoardLog(run_dir / "tensorboard", cfg.eval.grid, cfg.seed, stream.task_names, purge_step)
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _progress(cfg: C.RunConfig, start: int, n: int):
-    if not cfg.progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=n, initial=start, desc=f"{cfg.learner.name}", unit="batch", file=sys.stderr,
-                dynamic_ncols=True)
 
 
 # -- what a run prints: the start banner and one line per evaluation ---------------------------------
@@ -489,32 +219,3 @@ def banner(cfg: C.RunConfig, stream: Stream, learner, run_dir: Path, resume: boo
         lines.append("  budget paper is the released protocol (meant for a GPU); --set budget=fast runs in well "
                      "under an hour on 2 cores")
     return "\n".join(lines)
-
-
-def _eval_line(row: dict) -> str:
-    ll = next((k for k in row if k.startswith("ll_iw") and not k.endswith(("_all_tasks", "_mixture", "_selected"))
-               and isinstance(row[k], float)), None)
-    parts = [f"evaluation at arrival {row['arrival']}:"]
-    if ll:
-        parts.append(f"{ll} {row[ll]:.2f}")
-    if isinstance(row.get("recon_sse"), float):
-        parts.append(f"recon_sse {row['recon_sse']:.2f}")
-    parts.append(f"memory {row.get('memory', 0)}, components {row.get('components', 1)}")
-    return " ".join(parts)
-
-
-def _plain(logs: dict) -> dict:
-    return {k: (float(v) if isinstance(v, torch.Tensor) else v) for k, v in logs.items()}
-
-
-def _read_train_log(path: Path) -> list[dict]:
-    """train.jsonl rows; a half-written last line (a kill mid-write) is dropped."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows

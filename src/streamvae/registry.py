@@ -27,6 +27,7 @@ from typing import Any, Callable
 import yaml
 
 from . import config as C
+from .data.streams import check_datasets
 from .errors import ConfigError
 from .learners import LEARNERS, Learner
 
@@ -128,6 +129,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     specs = [load_plugin(str(base / p) if str(p).endswith(".py") else str(p)) for p in listed]
     specs += [load_plugin(p) for p in plugins]
     cfg = C.resolve(raw, overrides, get_learner, label=str(path) if path is not None else "<defaults>")
+    check_datasets(cfg.stream)  # names only: nothing is read
     return C._apply(cfg, "plugins", list(dict.fromkeys(specs)))
 
 

@@ -14,9 +14,8 @@ two checks in a row. Results do not depend on the thread count on the paths meas
 native and torch MLP paths give bitwise-equal losses, gradients and log-weights with 1 and 2
 threads; tests/test_threads.py), so a run stays reproducible.
 
-    governor = ThreadGovernor(max_threads=torch.get_num_threads())
-    install(governor)      # the loop does this for threads=0
-    poll()                 # cheap; called once per arrival and per evaluation chunk
+    governor = ThreadGovernor(max_threads=torch.get_num_threads())   # the loop's thread follower (threads=0)
+    governor.poll()        # cheap; called once per arrival and between evaluation chunks
 """
 from __future__ import annotations
 
@@ -84,17 +83,3 @@ class ThreadGovernor:
         torch.set_num_threads(want)
         self.changes.append((time.time(), want))
         return want
-
-
-_governor: ThreadGovernor | None = None
-
-
-def install(governor: ThreadGovernor | None) -> None:
-    """Make ``governor`` the one :func:`poll` consults (``None``: threads stay as they are)."""
-    global _governor
-    _governor = governor
-
-
-def poll() -> int | None:
-    """Let the installed governor check the load (a no-op without one)."""
-    return _governor.poll() if _governor is not None else None

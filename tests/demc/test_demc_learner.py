@@ -39,14 +39,14 @@ def test_a_new_cluster_holds_the_lowest_error_samples(data_root):
 def test_observe_makes_the_first_cluster_at_overflow_and_skips_training_then(data_root):
     cfg = load_config(DEMC, ["budget=smoke", "progress=False", "memory.novelty_threshold=1e9"])
     stream, learner = build(cfg, data_root)
-    logs = learner.observe(stream.batch(0).x)
+    logs = learner.arrive(stream.batch(0).x)
     assert learner.steps == 2 and logs["temp"] == 64 and logs["clusters"] == 0
-    logs = learner.observe(stream.batch(1).x)  # 128 > 100: first cluster, M^t emptied, no training
+    logs = learner.arrive(stream.batch(1).x)  # 128 > 100: first cluster, M^t emptied, no training
     assert learner.steps == 2 and logs == {"temp": 0, "clusters": 1}
     assert learner.log == [{"arrival": 2, "novelty": None, "novelty_min": None, "novelty_max": None, "z": None,
                             "expanded": True, "clusters": 1}]
     for t in (2, 3):
-        logs = learner.observe(stream.batch(t).x)
+        logs = learner.arrive(stream.batch(t).x)
     assert learner.clusters.num_clusters == 1 and learner.log[-1]["expanded"] is False  # lambda too high
     assert logs["temp"] == 100 and np.isfinite(logs["loss_d"]) and learner.steps > 2
 
@@ -62,7 +62,7 @@ def test_memories_and_optimisers_survive_a_checkpoint_round_trip(data_root):
     cfg = load_config(DEMC, ["budget=smoke", "progress=False", "memory.novelty_threshold=0.0"])
     stream, learner = build(cfg, data_root)
     for t in range(5):
-        learner.observe(stream.batch(t).x)
+        learner.arrive(stream.batch(t).x)
     assert learner.clusters.num_clusters >= 2
     state = learner.state_dict()
     _, fresh = build(cfg, data_root)
@@ -73,7 +73,7 @@ def test_memories_and_optimisers_survive_a_checkpoint_round_trip(data_root):
     assert fresh.log == learner.log and fresh.steps == learner.steps
     # the next arrival is identical: RNG, three optimisers, BN statistics and memories all restored
     x = stream.batch(5).x
-    assert learner.observe(x) == fresh.observe(x)
+    assert learner.arrive(x) == fresh.arrive(x)
     for (k, a), b in zip(learner.model.state_dict().items(), fresh.model.state_dict().values()):
         assert torch.equal(a, b), k
 

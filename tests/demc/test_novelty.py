@@ -13,7 +13,7 @@ import torch
 from streamvae.errors import ConfigError
 from streamvae.evaluation.novelty import novelty_detection
 from streamvae.learners.demc import DEMCMemoryConfig
-from streamvae.memory.demc import RelativeNoveltyTest
+from streamvae.learners.novelty import NOVELTY_STATISTICS, RelativeNoveltyTest
 from streamvae.registry import load_config
 from streamvae.loop import build
 
@@ -97,7 +97,7 @@ def test_the_learner_logs_z_at_every_check_and_a_checkpoint_keeps_the_relative_h
                              "memory.novelty_warmup=1", "memory.novelty_z=1000.0"])
     stream, learner = build(cfg, data_root)
     for t in range(5):
-        learner.observe(stream.batch(t).x)
+        learner.arrive(stream.batch(t).x)
     assert [e["arrival"] for e in learner.log] == [2, 4, 5]  # the first cluster at 2; checks on overflow
     assert learner.log[1]["z"] is None and isinstance(learner.log[2]["z"], float)  # warm-up of one check
     assert len(learner.relative.history) == 2 and learner.clusters.num_clusters == 1
@@ -108,7 +108,7 @@ def test_the_learner_logs_z_at_every_check_and_a_checkpoint_keeps_the_relative_h
     fresh.load_state_dict(torch.load(buf, weights_only=False))
     assert fresh.relative.history == learner.relative.history
     x = stream.batch(5).x
-    assert learner.observe(x) == fresh.observe(x) and learner.log == fresh.log
+    assert learner.arrive(x) == fresh.arrive(x) and learner.log == fresh.log
 
 
 def test_detection_and_false_alarms_on_a_hand_made_event_list():
@@ -196,14 +196,15 @@ def test_the_recon_statistic_scores_unlearnt_data_above_learnt_data_and_can_expa
                              "learner.updates_per_arrival=20"])  # enough to learn what the images look like
     stream, learner = build(cfg, data_root)
     for t in range(5):
-        learner.observe(stream.batch(t).x)
+        learner.arrive(stream.batch(t).x)
     assert learner.clusters.num_clusters == 1 and learner.log[-1]["novelty"] is not None
     seen, unseen = stream.batch(5).x, 1.0 - stream.batch(5).x  # the same images, inverted: never trained on
-    familiar, novel = learner.recon_ratios(seen), learner.recon_ratios(unseen)
+    ratio = NOVELTY_STATISTICS["recon"]()
+    familiar, novel = ratio.distance(learner, seen), ratio.distance(learner, unseen)
     assert familiar.shape == novel.shape == (1,)
     assert float(novel) > 1.1 * float(familiar)  # unlearnt images reconstruct worse (1.19-1.26x, 3 seeds)
     # the statistic the learner logs and tests is the aggregated ratio: the inverted batch expands
-    learner.observe(unseen)
+    learner.arrive(unseen)
     assert learner.log[-1]["expanded"] and learner.log[-1]["novelty"] > 1.1 * float(familiar)
     assert learner.clusters.num_clusters == 2
 
@@ -226,7 +227,7 @@ def _blobs(n, shift, g, d=20):
 
 
 def test_mmd_z_is_about_zero_for_one_distribution_and_large_for_another():
-    from streamvae.memory.demc import mmd_permutation_z
+    from streamvae.learners.novelty import mmd_permutation_z
 
     g = torch.Generator().manual_seed(0)
     same = [mmd_permutation_z(_blobs(64, 0.0, g), _blobs(256, 0.0, g), 100, g) for _ in range(40)]
@@ -243,7 +244,7 @@ def test_mmd_z_is_about_zero_for_one_distribution_and_large_for_another():
 
 
 def test_mmd_z_equals_its_definition_computed_naively_in_fp64():
-    from streamvae.memory.demc import mmd_permutation_z
+    from streamvae.learners.novelty import mmd_permutation_z
 
     g = torch.Generator().manual_seed(5)
     x, ref = _blobs(16, 0.7, g, d=8), _blobs(40, 0.0, g, d=8)
@@ -268,18 +269,18 @@ def test_the_mmd_statistic_compares_the_batch_with_the_temporary_memory_before_i
     pool = torch.cat([stream.batch(t).x for t in range(len(stream))])  # every class: one stationary mix
     g = torch.Generator().manual_seed(0)
     for _ in range(6):  # the smoke stream changes task nearly every batch: draw batches from the mix instead
-        learner.observe(pool[torch.randperm(len(pool), generator=g)[:64]])
+        learner.arrive(pool[torch.randperm(len(pool), generator=g)[:64]])
     assert learner.clusters.num_clusters == 1 and all(e["z"] is None for e in learner.log)
     checks = [e["novelty"] for e in learner.log[1:]]
     assert len(checks) >= 2 and max(checks) < 8.0 and not any(e["expanded"] for e in learner.log[1:])
     seen = []
-    import streamvae.learners.demc as demc_module
+    import streamvae.learners.novelty as demc_module
     real = demc_module.mmd_permutation_z
     try:  # the reference is M^t without the incoming batch
         demc_module.mmd_permutation_z = lambda x, ref, p, g: (seen.append((x, ref)), real(x, ref, p, g))[1]
         inverted = 1.0 - pool[:64]  # never seen: far from everything in M^t
         before = learner.temp.data.clone()
-        learner.observe(inverted)
+        learner.arrive(inverted)
     finally:
         demc_module.mmd_permutation_z = real
     x, ref = seen[0]

@@ -29,7 +29,7 @@ def test_dynamic_ocm_expands_at_the_domain_switch_and_not_within_a_domain(data_r
     stream, learner = build(cfg, data_root)
     switch = stream.task_ends()[0]  # arrival where domain B starts (known to the test, not the learner)
     for t in range(len(stream)):
-        learner.observe(stream.batch(t).x)
+        learner.arrive(stream.batch(t).x)
     expansions = [e["arrival"] for e in learner.log if e.get("expanded")]
     deltas = [abs(e["R"] - e["R_last"]) for e in learner.log if e["R_last"] is not None and e["arrival"] <= switch]
     assert max(deltas) < 50  # inside domain A the statistic is stable
@@ -43,11 +43,11 @@ def test_after_an_expansion_only_the_newest_component_changes(data_root):
     stream, learner = build(cfg, data_root)
     t = 0
     while len(learner.model) < 2:
-        learner.observe(stream.batch(t).x)
+        learner.arrive(stream.batch(t).x)
         t += 1
     before = {n: p.clone() for n, p in learner.model.named_parameters()}
     assert all(not p.requires_grad for p in learner.model.shared.parameters())
-    learner.observe(stream.batch(t).x)  # trains; may not expand again: K changes are checked below
+    learner.arrive(stream.batch(t).x)  # trains; may not expand again: K changes are checked below
     newest = len(learner.model) - 1
     changed = {n for n, p in learner.model.named_parameters() if n in before and not torch.equal(p, before[n])}
     own = {n for n in changed if n.startswith(f"components.{newest}.") or n.startswith("components.1.")}
@@ -97,7 +97,7 @@ def expanding_tests(data_root, monkeypatch, option: str, rs: list[float]) -> lis
     values = iter(rs + [rs[-1]] * 100)
     monkeypatch.setattr(learner, "memory_bound", lambda x: next(values))
     for t in range(len(stream)):
-        learner.observe(stream.batch(t).x)
+        learner.arrive(stream.batch(t).x)
     tested = [e for e in learner.log if "R" in e]
     assert len(tested) >= 3, learner.log
     return [i + 1 for i, e in enumerate(tested) if e["expanded"]]

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import EvalConfig, StreamConfig
+from ..config import EvalConfig, StreamConfig, check_choice
 from ..errors import ConfigError
-from .datasets import load_dataset
+from .datasets import DATASETS, load_dataset
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,17 @@ def _order(labels: np.ndarray, cfg: StreamConfig, rng: np.random.Generator) -> n
     raise ConfigError(f"stream.order={cfg.order!r} is unknown; choose class-order or pairs")
 
 
+def check_datasets(cfg: StreamConfig) -> None:
+    """Every name of ``stream.datasets`` is a dataset this package reads (a ConfigError naming the valid ones)."""
+    for name in cfg.datasets:
+        check_choice("stream.datasets", name, tuple(DATASETS))
+
+
 class Stream:
     """A task-free stream over one or more datasets (all images of one flattened size)."""
 
     def __init__(self, cfg: StreamConfig, data_root: str | None = None, seed: int = 0):
+        check_datasets(cfg)  # before anything is read
         self.cfg = cfg
         self.data_root = data_root
         self.seed = seed

@@ -18,7 +18,7 @@ import torch
 
 from ..config import EvalConfig
 from ..data.streams import TestSet
-from .likelihood import iw_log_likelihood
+from ..models.bounds import iw_log_likelihood
 from .reconstruction import recon_sse
 
 
@@ -32,16 +32,18 @@ def per_task_means(values: torch.Tensor, task: torch.Tensor, num_tasks: int) -> 
 
 @torch.no_grad()
 def score_components(components: list, x: torch.Tensor, k: int, generator: torch.Generator,
-                     chunk_rows: int = 32768) -> dict[str, torch.Tensor]:
+                     chunk_rows: int = 32768, between_chunks=None) -> dict[str, torch.Tensor]:
     """Per-image scores: ``ll`` (selected or single), ``mixture``, ``choice`` and ``sse``.
 
     Models without a likelihood (``has_likelihood`` False: the VAE-GAN) get ``sse`` only.
+    ``between_chunks``: called between chunks of the likelihood (the run's thread follower).
     """
     if not all(c.has_likelihood for c in components):
         if len(components) != 1:
             raise ValueError("only a single model without log_weights can be scored")
         return {"sse": recon_sse(components[0], x)}
-    lls = torch.stack([iw_log_likelihood(c, x, k, generator, chunk_rows) for c in components])  # (K, N)
+    lls = torch.stack([iw_log_likelihood(c, x, k, generator, chunk_rows, between_chunks)
+                       for c in components])  # (K, N)
     if len(components) == 1:
         return {"ll": lls[0], "mixture": lls[0], "choice": torch.zeros(len(x), dtype=torch.long, device=x.device),
                 "sse": recon_sse(components[0], x)}
@@ -51,7 +53,7 @@ def score_components(components: list, x: torch.Tensor, k: int, generator: torch
     for j, comp in enumerate(components):
         m = choice == j
         if m.any():  # fresh samples for the chosen component, as released
-            selected[m] = iw_log_likelihood(comp, x[m], k, generator, chunk_rows)
+            selected[m] = iw_log_likelihood(comp, x[m], k, generator, chunk_rows, between_chunks)
             sse[m] = recon_sse(comp, x[m])
     mixture = torch.logsumexp(lls, 0) - math.log(len(components))
     return {"ll": selected, "mixture": mixture, "choice": choice, "sse": sse}
@@ -59,7 +61,7 @@ def score_components(components: list, x: torch.Tensor, k: int, generator: torch
 
 @torch.no_grad()
 def evaluate(components, test: TestSet, num_tasks: int, tasks_seen: int, k: int,
-             generator: torch.Generator, chunk_rows: int = 32768) -> dict:
+             generator: torch.Generator, chunk_rows: int = 32768, between_chunks=None) -> dict:
     """``ll_iw{k}`` and ``recon_sse`` per task, over the tasks seen so far, and over all tasks.
 
     ``ll_iw{k}`` averages over every test image of the tasks seen so far, which at the end of the
@@ -69,7 +71,7 @@ def evaluate(components, test: TestSet, num_tasks: int, tasks_seen: int, k: int,
     modes = [c.training for c in components]
     for c in components:
         c.eval()
-    s = score_components(components, test.x, k, generator, chunk_rows)
+    s = score_components(components, test.x, k, generator, chunk_rows, between_chunks)
     for c, mode in zip(components, modes):
         c.train(mode)
     seen = test.task < tasks_seen

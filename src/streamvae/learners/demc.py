@@ -39,8 +39,8 @@ import torch
 
 from ..config import MemoryConfig, check_choice, check_nonnegative, check_positive
 from ..errors import ConfigError
-from ..memory import CLUSTER_SELECTIONS, TEMPORARY_MEMORIES, ClusterMemory
-from ..memory.demc import RelativeNoveltyTest, mmd_permutation_z
+from ..memory import CLUSTER_SELECTIONS, TEMPORARY_MEMORIES, ClusterMemory, TemporaryMemory
+from .novelty import NOVELTY_STATISTICS, RelativeNoveltyTest
 from .vaegan_training import VAEGANLearner
 
 
@@ -83,7 +83,7 @@ class DEMCMemoryConfig(MemoryConfig):
         check_choice("memory.novelty_agg", self.novelty_agg, ("max", "min"))
         check_choice("memory.novelty_kl", self.novelty_kl, ("one-sided", "symmetric"))
         check_choice("memory.novelty_bn", self.novelty_bn, ("batch", "eval"))
-        check_choice("memory.novelty_statistic", self.novelty_statistic, ("kl", "recon", "mmd"))
+        check_choice("memory.novelty_statistic", self.novelty_statistic, tuple(NOVELTY_STATISTICS))
         check_positive("memory.novelty_mmd_reference", self.novelty_mmd_reference)
         if self.novelty_mmd_permutations < 2:
             raise ConfigError(f"memory.novelty_mmd_permutations must be at least 2, got {self.novelty_mmd_permutations}")
@@ -106,6 +106,9 @@ class DEMC(VAEGANLearner):
     """DEMC (Ye & Bors, AAAI 2024): temporary memory + expanding memory clusters, a VAE-GAN."""
 
     memory_class = DEMCMemoryConfig
+    paper_name = "DEMC"
+    state_attributes = ("log", "relative")
+    state_aliases = {"temp": "temporary", "clusters": "cluster_images"}  # checkpoints before the rename
 
     def __init__(self, cfg, model, generator):
         super().__init__(cfg, model, generator)
@@ -114,54 +117,18 @@ class DEMC(VAEGANLearner):
         self.clusters = ClusterMemory(m.cluster_size, model.x_dim, m.novelty_kl, m.novelty_agg, m.max_clusters,
                                       device=self.device)
         self.selection = CLUSTER_SELECTIONS[m.cluster_select]()
+        self.novelty = NOVELTY_STATISTICS[m.novelty_statistic]()
         # the relative test's history is kept whichever test decides, so every check logs its z-score
         self.relative = RelativeNoveltyTest(m.novelty_window, m.novelty_warmup, m.novelty_z, m.novelty_min_mad)
         self.log: list[dict] = []  # one entry per novelty check (written to events.jsonl)
 
     def observe(self, x: torch.Tensor) -> dict[str, float]:
-        m = self.cfg.memory
         # 1. the temporary memory takes the batch (released quirk, off by default: the first one twice)
         self.temp.add(x)
-        if self.arrivals == 0 and m.duplicate_first_batch:
+        if self.arrivals == 1 and self.cfg.memory.duplicate_first_batch:
             self.temp.add(x)
-        self.arrivals += 1
-        # 2. novelty check, only when the temporary memory overflows
-        expanded = False
-        if self.temp.over_capacity() and not self.clusters.full():
-            if not self.clusters.num_clusters:
-                d = torch.zeros(0, device=x.device)
-            elif m.novelty_statistic == "recon":
-                d = self.recon_ratios(x)
-            elif m.novelty_statistic == "mmd":  # model-free: x against M^t as it was before x arrived
-                before = self.temp.data[: len(self.temp) - len(x)]
-                pick = torch.randperm(len(before), generator=self.generator, device=before.device)
-                z_mmd = mmd_permutation_z(x, before[pick[: m.novelty_mmd_reference]], m.novelty_mmd_permutations,
-                                          self.generator)
-                d = torch.tensor([z_mmd], device=x.device)
-            else:
-                mu, sigma = self.latent_stats(x)  # descriptor of the incoming batch only, (B, Z) each
-                if m.refresh_stats:
-                    fresh = [self.latent_stats(images) for images in self.clusters.images]  # cluster by cluster
-                    self.clusters.set_descriptors(torch.cat([f[0] for f in fresh]), torch.cat([f[1] for f in fresh]))
-                d = self.clusters.distances(mu, sigma)
-            novelty = self.clusters.aggregate(d)  # inf with no cluster yet: the first one is always made
-            # None while the relative test warms up; mmd is a z-score of its own (absolute test only)
-            z = self.relative.score(novelty) if len(d) and m.novelty_statistic != "mmd" else None
-            if not len(d):
-                expanded = True
-            elif m.novelty_test == "relative":
-                expanded = self.relative.fires(z)
-            else:
-                expanded = novelty > m.novelty_threshold
-            event = {"arrival": self.arrivals, "novelty": novelty if len(d) else None,
-                     "novelty_min": float(d.min()) if len(d) else None,
-                     "novelty_max": float(d.max()) if len(d) else None, "z": z, "expanded": expanded}
-            if expanded:
-                self.make_cluster()
-                self.relative.reset()  # one cluster more: a new statistic, a new reference
-            elif m.novelty_statistic != "mmd":
-                self.relative.push(novelty)
-            self.log.append({**event, "clusters": self.clusters.num_clusters})
+        # 2. novelty check, only when the temporary memory overflows: a new cluster, or not
+        expanded = self.novelty_check(x) if self.temp.over_capacity() and not self.clusters.full() else False
         logs: dict[str, float] = {}
         # 3. train on M^t and every cluster (skipped at an expansion, as released)
         if not expanded:
@@ -169,6 +136,32 @@ class DEMC(VAEGANLearner):
         # 4. cut the temporary memory back to its capacity
         self.temp.shrink(self.generator)
         return {**logs, "temp": len(self.temp), "clusters": self.clusters.num_clusters}
+
+    def novelty_check(self, x: torch.Tensor) -> bool:
+        """Step 2: is the batch ``x`` novel? With no cluster yet it always is. A new cluster is made
+        when it is; the check is a line of events.jsonl. Returns whether a cluster was made."""
+        m = self.cfg.memory
+        first = not self.clusters.num_clusters
+        d = torch.zeros(0, device=x.device) if first else self.novelty.distance(self, x)  # (K,) or (1,)
+        novelty = self.clusters.aggregate(d)  # inf with no cluster yet: the first one is always made
+        # None while the relative test warms up; mmd is a z-score of its own (absolute test only)
+        z = self.relative.score(novelty) if len(d) and self.novelty.relative else None
+        if first:
+            expanded = True
+        elif m.novelty_test == "relative":
+            expanded = self.relative.fires(z)
+        else:
+            expanded = novelty > m.novelty_threshold
+        event = {"arrival": self.arrivals, "novelty": novelty if len(d) else None,
+                 "novelty_min": float(d.min()) if len(d) else None,
+                 "novelty_max": float(d.max()) if len(d) else None, "z": z, "expanded": expanded}
+        if expanded:
+            self.make_cluster()
+            self.relative.reset()  # one cluster more: a new statistic, a new reference
+        elif self.novelty.relative:
+            self.relative.push(novelty)
+        self.log.append({**event, "clusters": self.clusters.num_clusters})
+        return expanded
 
     def make_cluster(self) -> None:
         """A new cluster from M^t (by reconstruction error, as selected), then M^t is emptied."""
@@ -186,39 +179,14 @@ class DEMC(VAEGANLearner):
         self.clusters.add(data[idx], mu, sigma)
         self.temp.clear()
 
-    def recon_ratios(self, x: torch.Tensor) -> torch.Tensor:
-        """``memory.novelty_statistic=recon``: the incoming batch's mean reconstruction error over
-        each cluster's mean error under the current model, ``(K,)`` (eval-mode BatchNorm, one
-        stochastic latent draw per image). Data the model has not learnt reconstructs worse at once,
-        before the encoder has learnt to place it apart; model-wide drift cancels in the ratio."""
-        k, n = self.clusters.num_clusters, self.cfg.memory.cluster_size
-        err_x = self.model.recon_error(x, self.generator).mean()
-        err_c = self.model.recon_error(self.clusters.data, self.generator).reshape(k, n).mean(1)
-        return err_x / err_c.clamp_min(1e-12)
-
     def latent_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder means and std devs of a batch or cluster, ``(B, Z)`` each, for the descriptors:
         eval-mode BatchNorm, or (``novelty_bn=batch``, released) the batch's own statistics."""
         return self.model.latent_stats(x, batch_statistics=self.cfg.memory.novelty_bn == "batch")
 
     # -- what the loop and the evaluator ask ---------------------------------------------------
-    def memory_sizes(self) -> dict[str, int]:
-        return {"temporary": len(self.temp), "cluster_images": len(self.clusters),
-                "memory": len(self.temp) + len(self.clusters)}
+    def memories(self) -> dict[str, TemporaryMemory | ClusterMemory]:
+        return {"temporary": self.temp, "cluster_images": self.clusters}
 
     def structure(self) -> dict[str, int]:
         return {"clusters": self.clusters.num_clusters}
-
-    def memory_images(self) -> dict[str, torch.Tensor]:
-        return {"temporary": self.temp.data, "clusters": self.clusters.data}
-
-    def extra_state(self) -> dict:
-        return {"temp": self.temp.state_dict(), "clusters": self.clusters.state_dict(), "log": self.log,
-                "relative": self.relative.state_dict()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.temp.load_state_dict(state["temp"])
-        self.clusters.load_state_dict(state["clusters"])
-        self.log = list(state["log"])
-        if "relative" in state:  # checkpoints written before the relative test have no history
-            self.relative.load_state_dict(state["relative"])

@@ -9,12 +9,9 @@ from .vae_training import VAELearner
 class Finetune(VAELearner):
     """Fine-tuning: the incoming batch only, no memory (the lower bound)."""
 
+    paper_name = "Fine-tuning (lower bound)"
+
     def observe(self, x: torch.Tensor) -> dict[str, float]:
         # epochs_per_arrival passes over the 64 incoming images, nothing kept afterwards
         losses = [self.train_pass(x) for _ in range(self.cfg.learner.epochs_per_arrival)]
-        self.arrivals += 1
         return {"loss": sum(losses) / len(losses)}
-
-    def min_steps_per_arrival(self) -> int:
-        # passes over the incoming batch only: no step at all when it is smaller than a minibatch
-        return self.cfg.learner.epochs_per_arrival * (self.cfg.stream.batch_size // self.cfg.learner.minibatch)

@@ -17,6 +17,8 @@ class IID(VAELearner):
 
     memory_class = ReservoirMemoryConfig  # memory.capacity: the reservoir whose steps it matches
     needs_dataset = True
+    paper_name = "Offline i.i.d. (upper bound)"
+    state_attributes = ("n_seen", "order", "cursor")
 
     def __init__(self, cfg, model, generator, dataset: torch.Tensor):
         super().__init__(cfg, model, generator)
@@ -44,19 +46,4 @@ class IID(VAELearner):
         steps = c.epochs_per_arrival * ((memory + len(x)) // c.minibatch)  # the reservoir learner's steps
         loss = self.train_pass(self.dataset[self.next_indices(steps * c.minibatch)]) if steps else float("nan")
         self.n_seen += len(x)
-        self.arrivals += 1
         return {"loss": loss}
-
-    def memory_at(self, t: int) -> int:  # the reservoir's
-        return min(t * self.cfg.stream.batch_size, self.cfg.memory.capacity)
-
-    def min_steps_per_arrival(self) -> int | None:
-        # the reservoir's steps: none, ever, when its memory + a batch never fill a minibatch
-        c = self.cfg
-        return 0 if c.memory.capacity + c.stream.batch_size < c.learner.minibatch else None
-
-    def extra_state(self) -> dict:
-        return {"n_seen": self.n_seen, "order": self.order, "cursor": self.cursor}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.n_seen, self.order, self.cursor = state["n_seen"], state["order"].to(self.device), state["cursor"]

@@ -15,7 +15,8 @@ Per arrival (``observe``):
         lambda1, which is 1.0 at the first event and 0.35 after), unless the LTM is at its cap;
      d. the STM is emptied.
 
-``ocm`` is the single VAE (the mixture never grows); ``dynamic-ocm`` grows it.
+``ocm`` is the single VAE (the mixture never grows); ``dynamic-ocm`` grows it: step b is
+``DynamicOCM.expansion_test``.
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ import torch
 
 from ..config import MemoryConfig, check_choice, check_nonnegative, check_positive
 from ..data.streams import binarize
-from ..evaluation.likelihood import iw_log_likelihood
 from ..memory import SELECTIONS, LongTermMemory, ShortTermMemory, similarity_scores
+from ..models.bounds import iw_log_likelihood
 from ..models.mixture import MixtureVAE
 from .vae_training import VAELearner, VAETrainingConfig
 
@@ -78,7 +79,8 @@ class OCM(VAELearner):
     memory_class = OCMMemoryConfig
     model_kind = "mixture"  # one component that never grows (DynamicOCM below grows it)
     model: MixtureVAE  # what the loop builds for model_kind mixture
-    dynamic = False
+    paper_name = "VAE-{bound}-OCM"
+    state_attributes = ("events", "events_since_test", "r_last", "log")
 
     def __init__(self, cfg, model, generator):
         super().__init__(cfg, model, generator)
@@ -100,7 +102,6 @@ class OCM(VAELearner):
         # 2. train the newest component on STM + LTM
         data = torch.cat([self.stm.data, self.ltm.data])
         losses = [self.train_pass(data, self.model.newest) for _ in range(c.epochs_per_arrival)]
-        self.arrivals += 1
         logs = {"loss": sum(losses) / len(losses), "stm": len(self.stm), "ltm": len(self.ltm), "K": len(self.model)}
         # 3. selection event
         if self.stm.full():
@@ -111,30 +112,8 @@ class OCM(VAELearner):
             f_ltm = self.model.features(self._bin(self.ltm.data))
             scores = similarity_scores(f_stm, f_ltm, m.sigma, m.kernel)
             chosen = self.rule.select(scores, threshold)
-            # b. expansion test (Dynamic-OCM)
-            if self.dynamic:
-                self.events_since_test += 1
-                if self.events_since_test >= c.expansion_every:
-                    self.events_since_test = 0
-                    r = self.memory_bound(torch.cat([self.stm.data, self.ltm.data]))
-                    # released: a shift either way; "drop": only a fall of the memory's likelihood (new
-                    # data), not the rise that learning progress (or a fresh component's training) makes
-                    shift = (None if self.r_last is None else
-                             abs(r - self.r_last) if c.expansion_direction == "both" else self.r_last - r)
-                    last_test = next((e for e in reversed(self.log) if "R" in e), None)
-                    rebaseline = c.expansion_rebaseline and last_test is not None and last_test["expanded"]
-                    if rebaseline:
-                        shift = None  # the first test after an expansion: a new baseline, no decision
-                    expand = (shift is not None and shift > c.expansion_threshold
-                              and len(self.model) < c.max_components and self.arrivals >= c.expansion_warmup)
-                    event.update({"R": r, "R_last": self.r_last, "expanded": expand})
-                    if expand:
-                        # freezes older components (and, as released, the shared first layers)
-                        self.model.add_component(freeze_shared=c.freeze_shared)
-                        self.optimizer = self.make_optimizer(self.model.trainable_parameters())
-                        self.ltm.clear()
-                    if self.r_last is None or expand or rebaseline or c.r_last_update == "every-event":
-                        self.r_last = r
+            # b. expansion test (Dynamic-OCM; OCM's mixture never grows)
+            self.expansion_test(event)
             # c. move the chosen STM samples to the LTM, d. flush the STM
             event["moved"] = self.ltm.add(self.stm.data[chosen])
             event.update({"ltm": len(self.ltm), "K": len(self.model), "max_score": float(scores.max())})
@@ -143,6 +122,9 @@ class OCM(VAELearner):
             self.log.append(event)
             logs.update({"ltm": len(self.ltm), "K": len(self.model)})
         return logs
+
+    def expansion_test(self, event: dict) -> None:
+        """Step b of a selection event: OCM has none (one VAE); ``DynamicOCM`` grows the mixture here."""
 
     def _bin(self, x: torch.Tensor) -> torch.Tensor:
         return binarize(x, self.generator) if self.cfg.stream.binarize else x
@@ -156,6 +138,9 @@ class OCM(VAELearner):
         return float(torch.stack(per_component).mean())
 
     # -- what the loop and the evaluator ask ---------------------------------------------------
+    def memories(self) -> dict[str, ShortTermMemory | LongTermMemory]:
+        return {"stm": self.stm, "ltm": self.ltm}
+
     def memory_at(self, t: int) -> int:
         # STM + LTM: the STM fills up to its capacity between events; the LTM grows by at most
         # max_per_event per event, roughly half of that in practice (Split Fashion fast: ~1,500 by the end)
@@ -163,36 +148,49 @@ class OCM(VAELearner):
         events = (t * b) // (m.stm_capacity + b)
         return min(t * b, m.stm_capacity) // 2 + min(b + events * m.max_per_event // 2, m.ltm_capacity)
 
-    def memory_sizes(self) -> dict[str, int]:
-        return {"stm": len(self.stm), "ltm": len(self.ltm), "memory": len(self.stm) + len(self.ltm)}
-
-    def memory_images(self) -> dict[str, torch.Tensor]:
-        return {"stm": self.stm.data, "ltm": self.ltm.data}
-
     def components(self) -> list[torch.nn.Module]:
         return list(self.model.components)
 
-    def extra_state(self) -> dict:
-        return {"stm": self.stm.state_dict(), "ltm": self.ltm.state_dict(), "events": self.events,
-                "events_since_test": self.events_since_test, "r_last": self.r_last, "log": self.log,
-                "n_components": len(self.model), "frozen": self.model.frozen_components()}
-
     def load_state_dict(self, state: dict) -> None:
         # rebuild the structure first (components, frozen set, optimiser over the newest component)
-        self.model.grow_to(state["extra"]["n_components"], freeze_shared=getattr(self.cfg.learner, "freeze_shared", True))
+        self.model.grow_to(MixtureVAE.components_in(state["model"]),
+                           freeze_shared=getattr(self.cfg.learner, "freeze_shared", True))
         if len(self.model) > 1:
             self.optimizer = self.make_optimizer(self.model.trainable_parameters())
         super().load_state_dict(state)
-
-    def load_extra_state(self, state: dict) -> None:
-        self.stm.load_state_dict(state["stm"])
-        self.ltm.load_state_dict(state["ltm"])
-        self.events, self.events_since_test = state["events"], state["events_since_test"]
-        self.r_last, self.log = state["r_last"], list(state["log"])
 
 
 class DynamicOCM(OCM):
     """Dynamic-OCM (Ye & Bors, ECCV 2022): OCM with a mixture of VAEs that grows when R shifts."""
 
     config_class = DynamicOCMConfig
-    dynamic = True
+    paper_name = "Dynamic-{bound}-OCM"
+
+    def expansion_test(self, event: dict) -> None:
+        """Step b: every ``expansion_every`` events, R of STM + LTM against R_last; a shift above lambda2
+        adds a component (older ones and, as released, the shared layers freeze), a fresh optimiser
+        over it, and wipes the LTM. ``event`` (the events.jsonl entry) gets R, R_last and the decision."""
+        c = self.cfg.learner
+        self.events_since_test += 1
+        if self.events_since_test < c.expansion_every:
+            return
+        self.events_since_test = 0
+        r = self.memory_bound(torch.cat([self.stm.data, self.ltm.data]))
+        # released: a shift either way; "drop": only a fall of the memory's likelihood (new
+        # data), not the rise that learning progress (or a fresh component's training) makes
+        shift = (None if self.r_last is None else
+                 abs(r - self.r_last) if c.expansion_direction == "both" else self.r_last - r)
+        last_test = next((e for e in reversed(self.log) if "R" in e), None)
+        rebaseline = c.expansion_rebaseline and last_test is not None and last_test["expanded"]
+        if rebaseline:
+            shift = None  # the first test after an expansion: a new baseline, no decision
+        expand = (shift is not None and shift > c.expansion_threshold
+                  and len(self.model) < c.max_components and self.arrivals >= c.expansion_warmup)
+        event.update({"R": r, "R_last": self.r_last, "expanded": expand})
+        if expand:
+            # freezes older components (and, as released, the shared first layers)
+            self.model.add_component(freeze_shared=c.freeze_shared)
+            self.optimizer = self.make_optimizer(self.model.trainable_parameters())
+            self.ltm.clear()
+        if self.r_last is None or expand or rebaseline or c.r_last_update == "every-event":
+            self.r_last = r

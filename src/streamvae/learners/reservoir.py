@@ -22,11 +22,15 @@ class ReservoirMemoryConfig(MemoryConfig):
     def validate(self) -> None:
         check_positive("memory.capacity", self.capacity)
 
+    def images_held(self) -> int:
+        return self.capacity
+
 
 class Reservoir(VAELearner):
     """VAE-ELBO-Random (OCM Table 1): a reservoir memory, Algorithm R."""
 
     memory_class = ReservoirMemoryConfig
+    paper_name = "VAE-ELBO-Random"
 
     def __init__(self, cfg, model, generator):
         super().__init__(cfg, model, generator)
@@ -36,25 +40,7 @@ class Reservoir(VAELearner):
         data = torch.cat([self.memory.data, x])  # (|M| + B, D)
         losses = [self.train_pass(data) for _ in range(self.cfg.learner.epochs_per_arrival)]
         self.memory.add(x, self.generator)
-        self.arrivals += 1
         return {"loss": sum(losses) / len(losses), "memory": len(self.memory)}
 
-    def memory_at(self, t: int) -> int:
-        return min(t * self.cfg.stream.batch_size, self.cfg.memory.capacity)
-
-    def min_steps_per_arrival(self) -> int | None:
-        # memory + batch never fill a minibatch: no step, ever (else unknown: the first arrivals may take none)
-        c = self.cfg
-        return 0 if c.memory.capacity + c.stream.batch_size < c.learner.minibatch else None
-
-    def memory_sizes(self) -> dict[str, int]:
-        return {"memory": len(self.memory)}
-
-    def memory_images(self) -> dict[str, torch.Tensor]:
-        return {"memory": self.memory.data}
-
-    def extra_state(self) -> dict:
-        return {"memory": self.memory.state_dict()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.memory.load_state_dict(state["memory"])
+    def memories(self) -> dict[str, ReservoirMemory]:
+        return {"memory": self.memory}

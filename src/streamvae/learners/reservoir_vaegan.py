@@ -29,35 +29,14 @@ class ReservoirVAEGAN(VAEGANLearner):
     def observe(self, x: torch.Tensor) -> dict[str, float]:
         logs = self.train_on(torch.cat([self.memory.data, x]))  # (|M| + B, D)
         self.memory.add(x, self.generator)
-        self.arrivals += 1
         return {**logs, "memory": len(self.memory)}
 
-    def min_steps_per_arrival(self) -> int | None:
-        # memory + batch never fill a minibatch: no step, ever (else unknown: the first arrivals may take none)
-        c = self.cfg
-        return 0 if c.memory.capacity + c.stream.batch_size < c.learner.minibatch else None
-
-    def memory_sizes(self) -> dict[str, int]:
-        return {"memory": len(self.memory)}
-
-    def memory_images(self) -> dict[str, torch.Tensor]:
-        return {"memory": self.memory.data}
-
-    def extra_state(self) -> dict:
-        return {"memory": self.memory.state_dict()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.memory.load_state_dict(state["memory"])
+    def memories(self) -> dict[str, ReservoirMemory]:
+        return {"memory": self.memory}
 
 
 class FinetuneVAEGAN(VAEGANLearner):
     """DEMC's lower bound: the VAE-GAN update on the incoming batch only."""
 
     def observe(self, x: torch.Tensor) -> dict[str, float]:
-        logs = self.train_on(x)  # the 64 incoming images only, nothing kept afterwards
-        self.arrivals += 1
-        return logs
-
-    def min_steps_per_arrival(self) -> int:
-        # train_on skips a partial minibatch: the incoming batch alone must fill one
-        return self.cfg.learner.updates_per_arrival if self.cfg.stream.batch_size >= self.cfg.learner.minibatch else 0
+        return self.train_on(x)  # the 64 incoming images only, nothing kept afterwards

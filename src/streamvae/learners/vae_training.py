@@ -68,13 +68,16 @@ class VAELearner(Learner):
             return precision.autocast("fp32", self.device)
         return super().autocast()
 
-    def memory_at(self, t: int) -> int:
-        """Images the training set holds besides the batch after ``t`` arrivals (for ``planned_steps``)."""
-        return 0
+    def steps_on(self, images: int) -> int:
+        # epochs_per_arrival passes, each over whole minibatches (the remainder is dropped)
+        return self.cfg.learner.epochs_per_arrival * (images // self.cfg.learner.minibatch)
 
-    def planned_steps(self, arrivals: int) -> int | None:
-        c, b = self.cfg.learner, self.cfg.stream.batch_size
-        return sum(c.epochs_per_arrival * ((b + self.memory_at(t)) // c.minibatch) for t in range(arrivals))
+    @classmethod
+    def method_name(cls, cfg) -> str:
+        """``paper_name`` with ``{bound}``: ``ELBO`` or ``IWVAE{elbo_samples}`` (OCM Table 1's naming)."""
+        c = cfg.learner
+        bound = f"IWVAE{c.elbo_samples}" if c.objective == "iwae" else "ELBO"
+        return cls.paper_name.format(bound=bound) if cls.paper_name else cfg.learner.name
 
     def train_pass(self, data: torch.Tensor, model: VAE | None = None) -> float:
         """One shuffled pass over ``data`` (N, D) in minibatches; remainder dropped (as released).

@@ -229,8 +229,10 @@ class VAEGANLearner(Learner):
                                 f"try a lower learner.gan_lr (now {c.gan_lr}) or learner.lr (now {c.lr})")
         return logs
 
-    def planned_steps(self, arrivals: int) -> int | None:
-        return self.cfg.learner.updates_per_arrival * arrivals
+    def steps_on(self, images: int) -> int:
+        # train_on skips a partial minibatch: a replay set smaller than one takes no update
+        c = self.cfg.learner
+        return c.updates_per_arrival if images >= c.minibatch else 0
 
     # -- checkpoint ------------------------------------------------------------------------------
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:

@@ -10,26 +10,17 @@
   dimensions of KL(cluster || batch) (or the symmetric KL), aggregated over clusters by max
   (released) or min (paper's intent). Which images form a cluster is a selection rule on per-image
   reconstruction errors.
-* ``mmd_permutation_z``: a model-free novelty statistic (``novelty_statistic=mmd``): the Gaussian-
-  kernel MMD^2 between the incoming batch and images of M^t, as a z-score against its permutation
-  null. It needs no trained encoder, so it reads the same at any budget.
-* ``RelativeNoveltyTest``: an alternative to the released absolute threshold that works whatever
-  the scale of the statistic (budget, BatchNorm mode): a robust z-score of log(novelty) against the
-  median and MAD of the last ``window`` checks since the last expansion, firing above ``z_threshold``
-  once ``warmup`` checks are in.
 
-Memories never call the model: encoder statistics and errors are computed by the learner.
+Memories never call the model: encoder statistics and errors are computed by the learner, and the
+novelty statistics and tests that decide on expansion are the learner's (``learners/novelty.py``).
 
     temp = TemporaryMemory(1000, 784); temp.add(x)           # x: (B, D)
     clusters = ClusterMemory(64, 784, novelty_kl="one-sided", novelty_agg="max")
     idx = CLUSTER_SELECTIONS["low-error"]().select(errors, 64, g)   # errors: (N,) from the learner
     clusters.add(temp.data[idx], mu[idx], sigma[idx])         # mu, sigma: (N, Z) encoder statistics
-    novel, value = clusters.is_novel(mu_batch, sigma_batch, threshold=5.0)
-    test = RelativeNoveltyTest(window=50, warmup=10, z_threshold=4.0); z = test.score(value)
+    value = clusters.aggregate(clusters.distances(mu_batch, sigma_batch))   # inf with no cluster yet
 """
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -122,41 +113,6 @@ def novelty_distances(means: torch.Tensor, stds: torch.Tensor, m_new: torch.Tens
     return d.mean(-1)
 
 
-def mmd_permutation_z(x: torch.Tensor, reference: torch.Tensor, permutations: int,
-                      generator: torch.Generator | None = None) -> float:
-    """How far the batch ``x: (n, D)`` is from ``reference: (m, D)`` in distribution, as a z-score.
-
-    The statistic is the biased (V-statistic) MMD^2 with a Gaussian kernel
-    ``k(a, b) = exp(-|a - b|^2 / (2 h^2))``, ``h`` the median pairwise distance of the pooled images
-    (the median heuristic, per call): ``a^T K a`` with ``a = (1/n, ..., -1/m, ...)``. The same
-    quantity is computed for ``permutations`` random relabellings of the pooled images (which batch
-    each image belongs to); the result is ``(MMD^2 - mean) / std`` over them. Under "same
-    distribution" it is about 0 (with a heavy right tail: values of 5-9 occur in a few hundred
-    checks); a batch of unseen classes scores tens. Scale-free: no threshold depends on the data's
-    range, the kernel width or the model.
-    """
-    if len(x) < 2 or len(reference) < 2:
-        raise ValueError(f"need at least 2 images on each side, got {len(x)} and {len(reference)}")
-    if permutations < 2:
-        raise ValueError(f"need at least 2 permutations, got {permutations}")
-    # fp32 kernel and products, the final sums in fp64: z agrees with an all-fp64 computation to about
-    # 1e-3 and is 3.5x faster (64 + 1000 images: about 50 ms on one thread)
-    pooled = torch.cat([x, reference]).float()
-    n, total = len(x), len(pooled)
-    sq = pooled.pow(2).sum(1)
-    dist2 = (sq[:, None] + sq[None, :] - 2 * pooled @ pooled.T).clamp_min(0)
-    rows, cols = torch.triu_indices(total, total, 1, device=pooled.device)
-    h2 = float(dist2[rows, cols].median())  # the lower median of the pairwise squared distances
-    kernel = torch.exp(-dist2 / (2 * max(h2, 1e-12)))
-    a = torch.full((total,), -1.0 / (total - n), device=pooled.device)
-    a[:n] = 1.0 / n
-    shuffles = torch.rand(permutations, total, generator=generator, device=pooled.device).argsort(1)
-    weights = torch.cat([a[None], a[shuffles]])  # (1 + permutations, total): observed, then permuted
-    values = ((weights @ kernel).double() * weights.double()).sum(1)  # a^T K a for each labelling
-    null = values[1:]
-    return float((values[0] - null.mean()) / null.std().clamp_min(1e-12))
-
-
 class ClusterMemory:
     """M^d: clusters of ``cluster_size`` images, each with a latent Gaussian descriptor (m_k, s_k)."""
 
@@ -227,11 +183,6 @@ class ClusterMemory:
             return float("inf")
         return float(distances.max() if self.novelty_agg == "max" else distances.min())
 
-    def is_novel(self, mu: torch.Tensor, sigma: torch.Tensor, threshold: float) -> tuple[bool, float]:
-        """(aggregated distance > threshold, aggregated distance); an empty memory is always novel."""
-        value = self.aggregate(self.distances(mu, sigma)) if self.num_clusters else float("inf")
-        return value > threshold, value
-
     def state_dict(self) -> dict:
         return {"images": self.images.clone(), "means": self.means.clone(), "stds": self.stds.clone()}
 
@@ -239,57 +190,6 @@ class ClusterMemory:
         device = self.images.device  # a checkpoint is read onto the CPU: back to where the memory lives
         self.images = state["images"].to(device, copy=True)
         self.means, self.stds = state["means"].to(device, copy=True), state["stds"].to(device, copy=True)
-
-
-def _median(x: torch.Tensor) -> float:
-    """The usual median of a 1-d tensor (the mean of the two middle values for an even length)."""
-    v, n = x.sort().values, len(x)
-    return float(v[n // 2]) if n % 2 else float(v[n // 2 - 1: n // 2 + 1].mean())
-
-
-class RelativeNoveltyTest:
-    """Is a novelty value unusually high for this stream? A robust z-score in log space.
-
-    ``z = (log v - median(H)) / (1.4826 * max(MAD(H), min_mad))`` where H holds the log novelty of
-    the last ``window`` checks since the last expansion (after an expansion the statistic is a
-    different function: one cluster more, a cleared temporary memory). No decision (``None``)
-    until ``warmup`` values are in. Scale-free: the same setting works whether the KL is 1e-4
-    (batch-statistics BatchNorm) or 0.1 (running statistics), and slow encoder drift moves the
-    median with it.
-    """
-
-    _TINY = 1e-30  # numerical floor before the log (a KL of exactly 0 would give -inf)
-
-    def __init__(self, window: int, warmup: int, z_threshold: float, min_mad: float):
-        if not 1 <= warmup <= window:
-            raise ValueError(f"need 1 <= warmup ({warmup}) <= window ({window})")
-        self.window, self.warmup, self.z_threshold, self.min_mad = window, warmup, z_threshold, min_mad
-        self.history: list[float] = []  # log novelty of the checks since the last reset, the last `window`
-
-    def score(self, value: float) -> float | None:
-        """The robust z-score of ``value`` against the history; ``None`` while warming up."""
-        if len(self.history) < self.warmup:
-            return None
-        h = torch.tensor(self.history, dtype=torch.float64)
-        median = _median(h)
-        mad = _median((h - median).abs())
-        return (math.log(max(value, self._TINY)) - median) / (1.4826 * max(mad, self.min_mad))
-
-    def fires(self, z: float | None) -> bool:
-        return z is not None and z > self.z_threshold
-
-    def push(self, value: float) -> None:
-        """Add a checked value (one that did not fire) to the history."""
-        self.history = (self.history + [math.log(max(value, self._TINY))])[-self.window:]
-
-    def reset(self) -> None:
-        self.history = []
-
-    def state_dict(self) -> dict:
-        return {"history": list(self.history)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.history = [float(v) for v in state["history"]]
 
 
 # -- which temporary-memory images form a new cluster ----------------------------------------------

@@ -31,6 +31,10 @@ class ImageStore:
     def clear(self) -> None:
         self._data = torch.zeros(0, self.dim, device=self._data.device)
 
+    def keep_last(self, n: int) -> None:
+        """Keep only the ``n`` newest images."""
+        self._data = self._data[max(0, len(self) - n):]
+
     def state_dict(self) -> dict:
         return {"data": self._data.clone()}
 

@@ -6,7 +6,7 @@ every earlier component, so that only the newest component's own layers train fr
 
     mix = MixtureVAE(ModelConfig(), x_dim=784, seed=0)
     new = mix.add_component()          # returns the new VAE; older parameters get requires_grad=False
-    lw = mix.log_weights_all(x, k)     # (K, k, B)
+    feats = mix.features(x)            # (B, Z * K): encoder means of every component
 """
 from __future__ import annotations
 
@@ -76,6 +76,11 @@ class MixtureVAE(nn.Module):
         return [i for i, c in enumerate(self.components)
                 if not any(p.requires_grad for n, p in c.named_parameters() if not n.startswith(("encoder.0", "decoder.0")))]
 
+    @staticmethod
+    def components_in(state: dict) -> int:
+        """How many components a mixture's ``state_dict`` holds (what ``grow_to`` rebuilds before loading it)."""
+        return 1 + max((int(k.split(".")[1]) for k in state if k.startswith("components.")), default=0)
+
     def grow_to(self, n: int, freeze_shared: bool = True) -> None:
         """Rebuild the structure of a checkpoint with ``n`` components (before ``load_state_dict``)."""
         while len(self.components) < n:
@@ -92,7 +97,3 @@ class MixtureVAE(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder means concatenated over components: ``(B, Z * K)`` (OCM's selection features)."""
         return torch.cat([c.encode(x).loc for c in self._vaes()], dim=1)
-
-    def log_weights_all(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Importance log-weights of every component: ``(K, k, B)``."""
-        return torch.stack([c.log_weights(x, k, generator) for c in self._vaes()])

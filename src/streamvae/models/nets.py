@@ -1,8 +1,8 @@
 """The MLP building blocks of the VAEs: the activation table, (Linear, activation) layers, the
 released initialisation, and the first encoder/decoder layers that mixture components share.
 
-``ACTIVATIONS`` is the one table from activation names (``model.*_activations``) to modules;
-``streamvae.native`` reads it to recognise the decoders its C code implements.
+``ACTIVATIONS`` is the one table from activation names (``model.*_activations``) to modules; the
+VAE tells ``streamvae.native`` the names of the decoder it built (``VAE.native_decoder``).
 
     layer = mlp_layer(784, 200, "tanh")      # nn.Sequential(nn.Linear(784, 200), nn.Tanh())
     init_linear_(layer, "glorot")

@@ -20,6 +20,7 @@ from torch import nn
 from torch.distributions import Normal
 
 from .. import native
+from ..native import decoder_kinds
 from ..config import ModelConfig
 from .likelihoods import BernoulliImage, GaussianImage
 from .nets import first_layers, init_linear_, mlp_layer
@@ -54,6 +55,10 @@ class VAE(nn.Module):
         # the layers made here (the first ones may be shared and are initialised by first_layers)
         for m in [*list(self.encoder)[1:], self.to_mu, self.to_log_std, *list(self.decoder)[1:], self.to_x]:
             init_linear_(m, cfg.init)
+        # what the native fast path is told about this decoder: its activation names, or None where it has
+        # no code for it (a Gaussian likelihood, softplus / elu, or a subclass with a decode of its own)
+        reference = type(self).decode is VAE.decode
+        self.native_decoder = decoder_kinds(cfg.decoder_activations, cfg.likelihood) if reference else None
 
     # -- the two halves ------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> Normal:

@@ -20,43 +20,27 @@ from torch.distributions import Normal
 from . import decoder
 from .clib import ACTIVATION_KINDS, error, library, status
 
-__all__ = ["supports", "log_weights", "library", "status", "error"]
+__all__ = ["supports", "log_weights", "decoder_kinds", "library", "status", "error"]
 
 
-def _decoder_kinds(model) -> tuple[str, ...] | None:
-    """The activation names of a decoder of (Linear, Tanh|ReLU) blocks, else ``None``."""
-    from ..models.nets import ACTIVATIONS  # at call time: models imports this package
-
-    kinds = []
-    for block in model.decoder:
-        if not (isinstance(block, torch.nn.Sequential) and len(block) == 2
-                and isinstance(block[0], torch.nn.Linear)):
-            return None
-        name = next((n for n, cls in ACTIVATIONS.items() if type(block[1]) is cls), None)
-        if name not in ACTIVATION_KINDS or name == "identity":
-            return None
-        kinds.append(name)
-    return tuple(kinds)
-
-
-def _reference_decode(model) -> bool:
-    """``model.decode`` is ``models.vae.VAE.decode`` (a subclass's own may compute anything), told by
-    its name: importing ``VAE`` here would make an import cycle (``models.vae`` imports this package)."""
-    f = getattr(type(model), "decode", None)
-    return getattr(f, "__module__", None) == "streamvae.models.vae" and getattr(f, "__qualname__", None) == "VAE.decode"
+def decoder_kinds(activations: tuple[str, ...], likelihood: str) -> tuple[str, ...] | None:
+    """The ``kinds`` the C code is given for a decoder built with these hidden ``activations`` (names of
+    ``model.decoder_activations``) and pixel ``likelihood``; ``None`` where it has no code for them."""
+    if likelihood != "bernoulli" or not all(a in ACTIVATION_KINDS and a != "identity" for a in activations):
+        return None
+    return tuple(activations)
 
 
 def supports(model, x: torch.Tensor, q: Normal) -> bool:
-    """Whether :func:`log_weights` computes ``model.log_weights(x, k, q=q)``: Bernoulli pixels through
-    ``VAE.decode`` (not overridden), a decoder of ``Linear`` + ``Tanh``/``ReLU`` blocks and a
-    ``Linear`` output layer, fp32 CPU parameters and tensors, ``x: (B, D)`` without a gradient,
-    ``q`` over ``(B, Z)``, and the native library loaded (it is built here on first use)."""
-    w = getattr(model, "to_x", None)
-    return (_reference_decode(model) and model.cfg.likelihood == "bernoulli"
-            and isinstance(w, torch.nn.Linear) and w.weight.dtype == torch.float32 and w.weight.device.type == "cpu"
+    """Whether :func:`log_weights` computes ``model.log_weights(x, k, q=q)``: the model says what it
+    built (``model.native_decoder``: the activation names of a decoder of ``Linear`` + ``Tanh``/``ReLU``
+    blocks with a ``Linear`` Bernoulli output layer and the reference ``decode``, else ``None``); here
+    the call is checked: fp32 CPU parameters and tensors, ``x: (B, D)`` without a gradient, ``q`` over
+    ``(B, Z)``, and the native library loaded (it is built here on first use)."""
+    w = model.to_x.weight
+    return (model.native_decoder is not None and w.dtype == torch.float32 and w.device.type == "cpu"
             and x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 2 and not x.requires_grad
             and q.loc.shape == (x.shape[0], model.cfg.latent) and q.loc.dtype == torch.float32
-            and _decoder_kinds(model) is not None
             and library() is not None)
 
 
@@ -68,8 +52,7 @@ def log_weights(model, x: torch.Tensor, eps: torch.Tensor, q: Normal) -> torch.T
     rows in reused buffers. Inside a bf16 autocast region (``precision=bf16`` training) the decoder's
     products and activations run in bf16 (the likelihood sums and returned gradients stay fp32).
     """
-    lib, kinds = library(), _decoder_kinds(model)
-    assert kinds is not None  # called only where supports() is true, which requires the kinds
+    lib, kinds = library(), model.native_decoder  # not None: called only where supports() is true
     if torch.is_grad_enabled():
         bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
         return decoder.log_weights_grad(lib, model, x, eps, q.loc, q.scale, kinds, bf16=bf16)
