@@ -1,4 +1,5 @@
-"""The package's import graph has no cycle (every import statement, module level or not, counts)."""
+"""The package's import graph has no cycle and points only down the declared layers (every import
+statement, module level or not, counts)."""
 from __future__ import annotations
 
 import ast
@@ -62,6 +63,51 @@ def test_the_import_graph_has_no_cycle():
     graph = import_graph()
     assert len(graph) > 30 and "streamvae.registry" in graph["streamvae.cli"]
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+# The layers, lowest first: a module may import its own layer and the ones below, never one above.
+# Training (learners) sits below evaluation; memories never see the models; reports read run files.
+LAYERS = [
+    ("_version", "errors"),
+    ("utils", "devices", "threads", "precision"),
+    ("config",),
+    ("data",),
+    ("native",),
+    ("models",),
+    ("memory",),
+    ("learners",),
+    ("evaluation",),
+    ("registry",),
+    ("report",),
+    ("live", "observers", "rundir", "run_directory"),
+    ("loop", "migrate"),
+    ("catalog", "sweep", "cli", "__main__", ""),  # "": the package's __init__
+]
+
+
+def layer_of(module: str) -> int:
+    """The layer of ``streamvae.a.b`` (its first part after ``streamvae``); a module no layer names is an error."""
+    rest = module.split(".")[1:]
+    top = rest[0] if rest else ""
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"{module} is in no layer of tests/test_imports.py: add it to LAYERS")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets if layer_of(t) > layer_of(m))
+
+
+def test_imports_point_only_down_the_layers():
+    graph = import_graph()
+    assert upward_imports(graph) == []
+
+
+def test_an_upward_import_is_found():
+    assert upward_imports({"streamvae.learners.ocm": {"streamvae.evaluation.likelihood"}}) == [
+        "streamvae.learners.ocm -> streamvae.evaluation.likelihood"]
+    assert upward_imports({"streamvae.evaluation.points": {"streamvae.models.bounds"}}) == []
 
 
 def test_the_cycle_finder_finds_a_cycle():

@@ -111,7 +111,7 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_results(tm
 def test_sigkill_while_the_final_files_are_written_keeps_one_final_row(tmp_path, reference):
     data_root, ref, _ = reference
     out = tmp_path / "killed-at-the-end"
-    die = ("import os, signal, streamvae.loop as L; real = L.save_grids\n"
+    die = ("import os, signal, streamvae.run_directory as L; real = L.save_grids\n"
            "def save_grids(*a, **k):\n    real(*a, **k)\n    os.kill(os.getpid(), signal.SIGKILL)\n"
            "L.save_grids = save_grids")
     p = start(run_argv(data_root, out), tmp_path, prelude=die)

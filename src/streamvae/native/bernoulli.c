@@ -12,12 +12,16 @@
  * backward pass needs.
  *
  * Also the hidden layers' bias + activation (act_forward) and their derivatives (act_backward).
+ * Each pass is written once (the second half of this file) and compiled twice: for fp32 tensors and,
+ * with the file including itself, for bf16 ones (the *_bf16 functions, precision=bf16).
  * Compiled at first use by streamvae.native (gcc -O3 -march=native -ffast-math -fopenmp); the
  * OpenMP runtime is the one torch already loaded (same soname), so rows are split over torch's
  * threads. Plain C, no torch headers: the Python side (native/clib.py) passes data pointers.
  * No random numbers here: the model's noise is always drawn by torch.randn with the caller's
  * generator, so both paths see the same draws.
  */
+#ifndef STREAMVAE_PASS_BODY  /* first pass over this file: the shared helpers, then the body twice */
+#define STREAMVAE_PASS_BODY
 #include <math.h>
 #include <stdint.h>
 
@@ -64,121 +68,10 @@ static inline float log_pos(float u)
 #define LANES 16   /* independent partial sums and products per row (one AVX-512 vector) */
 #define CHUNKS 96  /* products of at most 96 factors in [1, 2] per lane before taking their log */
 
-static inline float row_loglik(const float *l, const float *bias, const float *x, float *g, int64_t d)
-{
-    float lin[LANES], prod[LANES], logs[LANES];  /* x l - max(l, 0); products of (1 + exp(-|l|)) */
-    for (int k = 0; k < LANES; ++k) { lin[k] = 0.f; prod[k] = 1.f; logs[k] = 0.f; }
-    int64_t full = d - d % LANES, chunks = 0;
-    for (int64_t j = 0; j < full; j += LANES) {
-        if (g) {
-#pragma omp simd
-            for (int k = 0; k < LANES; ++k) {
-                int64_t i = j + k;
-                float v = l[i] + bias[i];
-                float e = exp_nonpos(-fabsf(v));
-                float inv = 1.f / (1.f + e);
-                float sig = v >= 0.f ? inv : e * inv; /* sigmoid(v) */
-                lin[k] += x[i] * v - fmaxf(v, 0.f);
-                prod[k] *= 1.f + e;
-                g[i] = x[i] - sig;
-            }
-        } else {
-#pragma omp simd
-            for (int k = 0; k < LANES; ++k) {
-                int64_t i = j + k;
-                float v = l[i] + bias[i];
-                lin[k] += x[i] * v - fmaxf(v, 0.f);
-                prod[k] *= 1.f + exp_nonpos(-fabsf(v));
-            }
-        }
-        if (++chunks == CHUNKS) {
-#pragma omp simd
-            for (int k = 0; k < LANES; ++k) { logs[k] += log_pos(prod[k]); prod[k] = 1.f; }
-            chunks = 0;
-        }
-    }
-    float total = 0.f;
-#pragma omp simd reduction(+ : total)
-    for (int k = 0; k < LANES; ++k) total += lin[k] - logs[k] - log_pos(prod[k]);
-    for (int64_t i = full; i < d; ++i) {  /* the last d % LANES logits */
-        float v = l[i] + bias[i];
-        float e = exp_nonpos(-fabsf(v));
-        total += x[i] * v - fmaxf(v, 0.f) - log_pos(1.f + e);
-        if (g) g[i] = x[i] - (v >= 0.f ? 1.f / (1.f + e) : e / (1.f + e));
-    }
-    return total;
-}
-
-/* out[r] = log p(x_{r % b} | l_r + bias) for r < rows; l has row stride ldl, x row stride ldx, grad
- * (written with the logits' layout, may equal l) ldl. bias has d entries. */
-void bernoulli_loglik(const float *l, int64_t ldl, const float *bias, const float *x, int64_t ldx,
-                      int64_t b, int64_t rows, int64_t d, float *out, float *grad, int nthreads)
-{
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-        out[r] = row_loglik(l + r * ldl, bias, x + (r % b) * ldx, grad ? grad + r * ldl : 0, d);
-    }
-}
-
-/* Forward of a hidden layer after its matmul: out[r, i] = act(a[r, i] + bias[i]) for i < n and, when
- * ones is set, out[r, n] = 1 (the column that lets the next products carry the bias terms). kind: 0
- * identity, 1 tanh (|t| = (1 - e) / (1 + e), e = exp(-2|v|)), 2 relu. a and out may alias. */
-void act_forward(const float *a, int64_t lda, const float *bias, float *out, int64_t ldo, int64_t rows,
-                 int64_t n, int kind, int ones, int nthreads)
-{
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-        const float *ar = a + r * lda;
-        float *orow = out + r * ldo;
-        if (kind == 1) {
-#pragma omp simd
-            for (int64_t i = 0; i < n; ++i) {
-                float v = ar[i] + bias[i];
-                float e = exp_nonpos(-2.f * fabsf(v));
-                float t = (1.f - e) / (1.f + e);
-                orow[i] = v < 0.f ? -t : t;
-            }
-        } else if (kind == 2) {
-#pragma omp simd
-            for (int64_t i = 0; i < n; ++i) orow[i] = fmaxf(ar[i] + bias[i], 0.f);
-        } else {
-#pragma omp simd
-            for (int64_t i = 0; i < n; ++i) orow[i] = ar[i] + bias[i];
-        }
-        if (ones) orow[n] = 1.f;
-    }
-}
-
-/* Backward of an activation, in place: g[r, i] *= s_r * act'(pre-activation), written with the
- * activation's output y: tanh' = 1 - y^2, relu' = [y > 0]. kind: 0 identity, 1 tanh, 2 relu.
- * scale (per row, nullable) is the upstream per-row factor. */
-void act_backward(float *g, int64_t ldg, const float *y, int64_t ldy, const float *scale, int64_t rows,
-                  int64_t n, int kind, int nthreads)
-{
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-        float *gr = g + r * ldg;
-        const float *yr = y + r * ldy;
-        float s = scale ? scale[r] : 1.f;
-        if (kind == 1) {
-#pragma omp simd
-            for (int64_t i = 0; i < n; ++i) gr[i] *= s * (1.f - yr[i] * yr[i]);
-        } else if (kind == 2) {
-#pragma omp simd
-            for (int64_t i = 0; i < n; ++i) gr[i] = yr[i] > 0.f ? gr[i] * s : 0.f;
-        } else {
-#pragma omp simd
-            for (int64_t i = 0; i < n; ++i) gr[i] *= s;
-        }
-    }
-}
-
-/* ---------------------------------------------------------------------------------------------
- * bf16 variants (precision=bf16): the same passes over bfloat16 tensors (stored as uint16_t, the
- * upper half of an fp32), so that the decoder's large activations and logits move half the bytes.
- * Arithmetic is fp32 in registers; sums (the per-image likelihood) stay fp32; results are rounded
- * to bf16 (to nearest, ties to even) only where they are stored as bf16.
- */
+/* bf16 (precision=bf16): tensors stored as uint16_t, the upper half of an fp32, so that the decoder's
+ * large activations and logits move half the bytes. Arithmetic is fp32 in registers; sums (the
+ * per-image likelihood) stay fp32; results are rounded to bf16 (to nearest, ties to even) only where
+ * they are stored as bf16. fp32 loads and stores are the identity. */
 static inline float bf16_load(uint16_t h)
 {
     union { uint32_t i; float f; } v;
@@ -194,9 +87,33 @@ static inline uint16_t bf16_store(float f)
     return (uint16_t)(u >> 16);
 }
 
-static inline float row_loglik_bf16(const uint16_t *l, const float *bias, const float *x, uint16_t *g, int64_t d)
+static inline float f32_load(float v) { return v; }
+static inline float f32_store(float v) { return v; }
+
+/* The passes, once per element type: T the stored type, LOAD / STORE convert to and from fp32 in
+ * registers, NAME(f) the function's name for this type. */
+#define T float
+#define LOAD f32_load
+#define STORE f32_store
+#define NAME(f) f
+#include __FILE__
+#undef T
+#undef LOAD
+#undef STORE
+#undef NAME
+
+#define T uint16_t
+#define LOAD bf16_load
+#define STORE bf16_store
+#define NAME(f) f##_bf16
+#include __FILE__
+
+#else /* ------------------------------------------------------------------------------------------
+ * The body, included once per type (see above). */
+
+static inline float NAME(row_loglik)(const T *l, const float *bias, const float *x, T *g, int64_t d)
 {
-    float lin[LANES], prod[LANES], logs[LANES];
+    float lin[LANES], prod[LANES], logs[LANES];  /* x l - max(l, 0); products of (1 + exp(-|l|)) */
     for (int k = 0; k < LANES; ++k) { lin[k] = 0.f; prod[k] = 1.f; logs[k] = 0.f; }
     int64_t full = d - d % LANES, chunks = 0;
     for (int64_t j = 0; j < full; j += LANES) {
@@ -204,19 +121,19 @@ static inline float row_loglik_bf16(const uint16_t *l, const float *bias, const 
 #pragma omp simd
             for (int k = 0; k < LANES; ++k) {
                 int64_t i = j + k;
-                float v = bf16_load(l[i]) + bias[i];
+                float v = LOAD(l[i]) + bias[i];
                 float e = exp_nonpos(-fabsf(v));
                 float inv = 1.f / (1.f + e);
-                float sig = v >= 0.f ? inv : e * inv;
+                float sig = v >= 0.f ? inv : e * inv; /* sigmoid(v) */
                 lin[k] += x[i] * v - fmaxf(v, 0.f);
                 prod[k] *= 1.f + e;
-                g[i] = bf16_store(x[i] - sig);
+                g[i] = STORE(x[i] - sig);
             }
         } else {
 #pragma omp simd
             for (int k = 0; k < LANES; ++k) {
                 int64_t i = j + k;
-                float v = bf16_load(l[i]) + bias[i];
+                float v = LOAD(l[i]) + bias[i];
                 lin[k] += x[i] * v - fmaxf(v, 0.f);
                 prod[k] *= 1.f + exp_nonpos(-fabsf(v));
             }
@@ -230,73 +147,80 @@ static inline float row_loglik_bf16(const uint16_t *l, const float *bias, const 
     float total = 0.f;
 #pragma omp simd reduction(+ : total)
     for (int k = 0; k < LANES; ++k) total += lin[k] - logs[k] - log_pos(prod[k]);
-    for (int64_t i = full; i < d; ++i) {
-        float v = bf16_load(l[i]) + bias[i];
+    for (int64_t i = full; i < d; ++i) {  /* the last d % LANES logits */
+        float v = LOAD(l[i]) + bias[i];
         float e = exp_nonpos(-fabsf(v));
         total += x[i] * v - fmaxf(v, 0.f) - log_pos(1.f + e);
-        if (g) g[i] = bf16_store(x[i] - (v >= 0.f ? 1.f / (1.f + e) : e / (1.f + e)));
+        if (g) g[i] = STORE(x[i] - (v >= 0.f ? 1.f / (1.f + e) : e / (1.f + e)));
     }
     return total;
 }
 
-/* bernoulli_loglik over bf16 logits l (grad, bf16, may equal l); bias, x and out are fp32. */
-void bernoulli_loglik_bf16(const uint16_t *l, int64_t ldl, const float *bias, const float *x, int64_t ldx,
-                           int64_t b, int64_t rows, int64_t d, float *out, uint16_t *grad, int nthreads)
+/* out[r] = log p(x_{r % b} | l_r + bias) for r < rows; l has row stride ldl, x row stride ldx, grad
+ * (written with the logits' layout, may equal l) ldl. bias, x and out are fp32; bias has d entries. */
+void NAME(bernoulli_loglik)(const T *l, int64_t ldl, const float *bias, const float *x, int64_t ldx,
+                            int64_t b, int64_t rows, int64_t d, float *out, T *grad, int nthreads)
 {
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-        out[r] = row_loglik_bf16(l + r * ldl, bias, x + (r % b) * ldx, grad ? grad + r * ldl : 0, d);
+        out[r] = NAME(row_loglik)(l + r * ldl, bias, x + (r % b) * ldx, grad ? grad + r * ldl : 0, d);
     }
 }
 
-/* act_forward over bf16 a and out (bias fp32). */
-void act_forward_bf16(const uint16_t *a, int64_t lda, const float *bias, uint16_t *out, int64_t ldo,
-                      int64_t rows, int64_t n, int kind, int ones, int nthreads)
+/* Forward of a hidden layer after its matmul: out[r, i] = act(a[r, i] + bias[i]) for i < n and, when
+ * ones is set, out[r, n] = 1 (the column that lets the next products carry the bias terms). kind: 0
+ * identity, 1 tanh (|t| = (1 - e) / (1 + e), e = exp(-2|v|)), 2 relu. a and out may alias; bias fp32. */
+void NAME(act_forward)(const T *a, int64_t lda, const float *bias, T *out, int64_t ldo, int64_t rows,
+                       int64_t n, int kind, int ones, int nthreads)
 {
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-        const uint16_t *ar = a + r * lda;
-        uint16_t *orow = out + r * ldo;
+        const T *ar = a + r * lda;
+        T *orow = out + r * ldo;
         if (kind == 1) {
 #pragma omp simd
             for (int64_t i = 0; i < n; ++i) {
-                float v = bf16_load(ar[i]) + bias[i];
+                float v = LOAD(ar[i]) + bias[i];
                 float e = exp_nonpos(-2.f * fabsf(v));
                 float t = (1.f - e) / (1.f + e);
-                orow[i] = bf16_store(v < 0.f ? -t : t);
+                orow[i] = STORE(v < 0.f ? -t : t);
             }
         } else if (kind == 2) {
 #pragma omp simd
-            for (int64_t i = 0; i < n; ++i) orow[i] = bf16_store(fmaxf(bf16_load(ar[i]) + bias[i], 0.f));
+            for (int64_t i = 0; i < n; ++i) orow[i] = STORE(fmaxf(LOAD(ar[i]) + bias[i], 0.f));
         } else {
 #pragma omp simd
-            for (int64_t i = 0; i < n; ++i) orow[i] = bf16_store(bf16_load(ar[i]) + bias[i]);
+            for (int64_t i = 0; i < n; ++i) orow[i] = STORE(LOAD(ar[i]) + bias[i]);
         }
-        if (ones) orow[n] = 0x3f80; /* 1.0 */
+        if (ones) orow[n] = STORE(1.f);
     }
 }
 
-/* act_backward over bf16 g (in place) and y; scale fp32. */
-void act_backward_bf16(uint16_t *g, int64_t ldg, const uint16_t *y, int64_t ldy, const float *scale,
-                       int64_t rows, int64_t n, int kind, int nthreads)
+/* Backward of an activation, in place: g[r, i] *= s_r * act'(pre-activation), written with the
+ * activation's output y: tanh' = 1 - y^2, relu' = [y > 0]. kind: 0 identity, 1 tanh, 2 relu.
+ * scale (per row, fp32, nullable) is the upstream per-row factor. */
+void NAME(act_backward)(T *g, int64_t ldg, const T *y, int64_t ldy, const float *scale, int64_t rows,
+                        int64_t n, int kind, int nthreads)
 {
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-        uint16_t *gr = g + r * ldg;
-        const uint16_t *yr = y + r * ldy;
+        T *gr = g + r * ldg;
+        const T *yr = y + r * ldy;
         float s = scale ? scale[r] : 1.f;
         if (kind == 1) {
 #pragma omp simd
             for (int64_t i = 0; i < n; ++i) {
-                float yv = bf16_load(yr[i]);
-                gr[i] = bf16_store(bf16_load(gr[i]) * s * (1.f - yv * yv));
+                float yv = LOAD(yr[i]);
+                gr[i] = STORE(LOAD(gr[i]) * (s * (1.f - yv * yv)));
             }
         } else if (kind == 2) {
 #pragma omp simd
-            for (int64_t i = 0; i < n; ++i) gr[i] = bf16_load(yr[i]) > 0.f ? bf16_store(bf16_load(gr[i]) * s) : 0;
+            for (int64_t i = 0; i < n; ++i) gr[i] = LOAD(yr[i]) > 0.f ? STORE(LOAD(gr[i]) * s) : 0;
         } else {
 #pragma omp simd
-            for (int64_t i = 0; i < n; ++i) gr[i] = bf16_store(bf16_load(gr[i]) * s);
+            for (int64_t i = 0; i < n; ++i) gr[i] = STORE(LOAD(gr[i]) * s);
         }
     }
 }
+
+#endif

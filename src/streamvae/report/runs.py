@@ -236,22 +236,12 @@ EXECUTION_FIELDS = ("seed", "threads", "progress", "tensorboard", "out_dir", "de
 
 
 def configuration(run: Run) -> dict:
-    """The run's resolved config, flattened to dotted keys, without the seed and execution fields.
-
-    It is read against today's schema of the run's learner, so runs written by older versions group
-    with new ones: a field the learner does not have is dropped (older config.yaml files listed every
-    learner's fields), and a field added since is filled with its default (a new field's default
-    keeps the behaviour the older run had). A learner this process cannot load is taken as written.
-    """
-    from ..registry import default_config  # noqa: PLC0415 (the registry imports every learner)
-
+    """The run's resolved config (``config.yaml``), flattened to dotted keys, without the seed and
+    execution fields. Read as written: a run of an older version that lacks fields added since
+    groups with today's runs once ``python -m streamvae.migrate RUN_DIR`` has filled in their defaults."""
     if not run.config:  # no config.yaml: a configuration of its own
         return {"run directory": str(run.path)}
-    flat = flatten(run.config)
-    defaults = default_config(str(flat.get("learner.name", "")))
-    if defaults is not None:
-        flat = {k: flat.get(k, v) for k, v in defaults.items()}
-    return {k: v for k, v in flat.items() if k not in EXECUTION_FIELDS}
+    return {k: v for k, v in flatten(run.config).items() if k not in EXECUTION_FIELDS}
 
 
 @dataclass

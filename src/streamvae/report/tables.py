@@ -65,19 +65,10 @@ def stream_of(run: Run) -> tuple[str | None, str]:
 
 
 def method_name(run: Run) -> str:
-    """The paper's name for the run's method (OCM Table 1 naming where it has one)."""
-    learner = run.learner
-    lc = run.config.get("learner", {})
-    samples = lc.get("elbo_samples", 50)
-    iwae = lc.get("objective", "elbo") == "iwae"
-    if learner == "reservoir":
-        return "VAE-ELBO-Random"
-    if learner == "ocm":
-        return f"VAE-IWVAE{samples}-OCM" if iwae else "VAE-ELBO-OCM"
-    if learner == "dynamic-ocm":
-        return f"Dynamic-IWVAE{samples}-OCM" if iwae else "Dynamic-ELBO-OCM"
-    return {"finetune": "Fine-tuning (lower bound)", "iid": "Offline i.i.d. (upper bound)",
-            "demc": "DEMC"}.get(learner, learner)
+    """The method's name in its paper, as the run recorded it (results.json ``method``, declared on the
+    learner class); the learner's name for a run still going, or one written before the field
+    (``python -m streamvae.migrate RUN_DIR`` adds it)."""
+    return str(run.final.get("method") or run.learner)
 
 
 # ---------------------------------------------------------------------------------------------
