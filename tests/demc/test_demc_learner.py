@@ -158,4 +158,4 @@ def test_split_cifar10_smoke_run_end_to_end(tmp_path, monkeypatch):
     assert r["fid_classifier_name"].startswith("convnet8-cifar10")
     assert (tmp_path / "run/samples.png").exists() and (tmp_path / "run/memory.png").exists()
     saved = torch.load(tmp_path / "run/checkpoint.pt", weights_only=False)
-    assert saved["learner"]["extra"]["clusters"]["images"].shape[-1] == 3 * 32 * 32
+    assert saved["learner"]["extra"]["cluster_images"]["images"].shape[-1] == 3 * 32 * 32

@@ -10,6 +10,7 @@ import torch
 from streamvae.cli import main
 from streamvae.registry import load_config
 from streamvae.loop import build
+from streamvae.models.mixture import MixtureVAE
 
 from ..conftest import REPO, stream_crashing_at, write_domain_root
 
@@ -68,7 +69,7 @@ def test_resume_after_an_expansion_equals_an_uninterrupted_run(tmp_path, data_ro
     with stream_crashing_at(5), pytest.raises(RuntimeError):
         main(["run", *args, "--out", str(tmp_path / "part")])
     ckpt = torch.load(tmp_path / "part/checkpoint.pt", weights_only=False)
-    assert ckpt["arrival"] == 5 and ckpt["learner"]["extra"]["n_components"] >= 2
+    assert ckpt["arrival"] == 5 and MixtureVAE.components_in(ckpt["learner"]["model"]) >= 2
     assert main(["run", "--resume", str(tmp_path / "part"), "--data-root", data_root]) == 0
     part = json.loads((tmp_path / "part/results.json").read_text())
     strip = lambda r: {k: v for k, v in r.items() if "wall" not in k}  # noqa: E731

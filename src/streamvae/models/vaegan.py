@@ -49,10 +49,22 @@ def _running_stats(m: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, to
     return m.running_mean, m.running_var
 
 
+class _Encoder(nn.Module):
+    """An encoder's ``body`` (convolutions to features), then the mean and softplus std heads."""
+
+    body: nn.Module
+    to_mu: nn.Linear
+    to_sigma: nn.Linear
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(x)
+        return self.to_mu(h), F.softplus(self.to_sigma(h))
+
+
 # -- 28x28 (MNIST, Fashion) ----------------------------------------------------------------------
 
 
-class Encoder28(nn.Module):
+class Encoder28(_Encoder):
     def __init__(self, c: int, latent: int, width: float):
         super().__init__()
         c1, c2, f1, f2 = _w(64, width), _w(128, width), _w(1024, width), _w(64, width)
@@ -64,10 +76,6 @@ class Encoder28(nn.Module):
             nn.Linear(f1, f2), nn.BatchNorm1d(f2), _lrelu())
         self.to_mu = nn.Linear(f2, latent)
         self.to_sigma = nn.Linear(f2, latent)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.body(x)
-        return self.to_mu(h), F.softplus(self.to_sigma(h))
 
 
 class Generator28(nn.Module):
@@ -113,7 +121,7 @@ def _down32(c: int, width: float) -> tuple[nn.Sequential, int]:
     return nn.Sequential(*layers, nn.Flatten()), prev * 2 * 2
 
 
-class Encoder32(nn.Module):
+class Encoder32(_Encoder):
     def __init__(self, c: int, latent: int, width: float):
         super().__init__()
         down, n_flat = _down32(c, width)
@@ -121,10 +129,6 @@ class Encoder32(nn.Module):
         self.body = nn.Sequential(down, nn.Linear(n_flat, f1), _lrelu())
         self.to_mu = nn.Linear(f1, latent)
         self.to_sigma = nn.Linear(f1, latent)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.body(x)
-        return self.to_mu(h), F.softplus(self.to_sigma(h))
 
 
 class Generator32(nn.Module):
