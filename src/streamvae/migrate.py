@@ -1,7 +1,8 @@
 """Bring run directories written by older versions up to today's files, once, so reports read files only.
 
-* ``config.yaml``: fields the run's learner has gained since are added with their defaults (a new
-  field's default keeps the behaviour the older run had; a resume treats them as no change);
+* ``config.yaml``: read against today's schema of the run's learner: fields it has gained since are
+  added with their defaults (a new field's default keeps the behaviour the older run had), fields it
+  does not have (older versions listed every learner's) are dropped; a resume treats neither as a change;
 * ``results.json``: the method's paper name (``method``, declared on the learner class).
 
 Nothing else changes; a run directory already up to date is left as it is, and every write is atomic.
@@ -33,23 +34,30 @@ def _unflatten(flat: dict) -> dict:
     return out
 
 
+def migrated_config(raw: dict) -> dict | None:
+    """A config.yaml's contents in today's schema of its learner (``None``: a learner unknown here)."""
+    name = str((raw.get("learner") or {}).get("name", ""))
+    for plugin in raw.get("plugins") or []:  # the user's own config.yaml names them (as --resume does)
+        load_plugin(str(plugin))
+    defaults = default_config(name)
+    if defaults is None:
+        return None
+    flat = C.flatten(raw)
+    return _unflatten({k: flat.get(k, v) for k, v in defaults.items()})
+
+
 def migrate_run_dir(run_dir: str | Path) -> list[str]:
     """Update one run directory in place; returns what was changed (empty: nothing to do)."""
     run_dir = Path(run_dir)
     done = []
     raw = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     name = str((raw.get("learner") or {}).get("name", ""))
-    for plugin in raw.get("plugins") or []:  # the user's own config.yaml names them (as --resume does)
-        load_plugin(str(plugin))
-    defaults = default_config(name)
-    if defaults is None:
-        raise StreamVAEError(f"{run_dir}: learner {name!r} is unknown here (a plugin: pass its --plugin first)")
-    flat = C.flatten(raw)
-    missing = {k: v for k, v in defaults.items() if k not in flat}
-    if missing:
-        merged = C._deep_merge(raw, _unflatten(missing))
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(merged, sort_keys=False))
-        done.append(f"config.yaml: {len(missing)} fields added at their defaults")
+    today = migrated_config(raw)
+    if today is None:
+        raise StreamVAEError(f"{run_dir}: learner {name!r} is unknown here (a plugin that cannot be imported?)")
+    if C.flatten(today) != C.flatten(raw):
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(today, sort_keys=False))
+        done.append("config.yaml: in today's schema of its learner")
     results_path = run_dir / "results.json"
     if results_path.exists():
         results = json.loads(results_path.read_text())

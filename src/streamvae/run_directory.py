@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 import torch
 
@@ -50,7 +51,7 @@ class RunDirectory:
         self._t0 = time.perf_counter()
         self._created = False
         self._lock = rundir.RunDirLock(self.path)
-        self._train_log = None
+        self._train_log: TextIO | None = None
 
     # -- the directory's life -------------------------------------------------------------------
     def __enter__(self) -> "RunDirectory":
@@ -143,6 +144,7 @@ class RunDirectory:
         return logs
 
     def log_arrival(self, learner, logs: dict) -> None:
+        assert self._train_log is not None, "start() opens train.jsonl"
         with self.timed("stream_and_logs"):
             plain = {k: (float(v) if isinstance(v, torch.Tensor) else v) for k, v in logs.items()}
             self._train_log.write(json.dumps({"arrival": learner.arrivals, "steps": learner.steps, **plain}) + "\n")

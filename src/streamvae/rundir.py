@@ -101,14 +101,16 @@ def config_changes(saved: dict, current: dict) -> dict[str, list]:
     """``{dotted key: [checkpoint value, config.yaml value]}`` for every field that differs, run-environment
     fields (:data:`ENV_FIELDS`) left out. A key missing on one side shows as ``None`` there, except a
     field the checkpoint lacks because it was added after the checkpoint was written: at its default it
-    is no change (a new field's default keeps the behaviour older runs had)."""
+    is no change (a new field's default keeps the behaviour older runs had); nor is a field the learner
+    does not have that only the checkpoint lists (older versions listed every learner's fields)."""
     from .registry import default_config  # noqa: PLC0415 (the registry imports every learner)
 
     a, b = C.flatten(saved), C.flatten(current)
     defaults = default_config(str(a.get("learner.name", ""))) or {}
     return {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b))
             if k not in ENV_FIELDS and a.get(k) != b.get(k)
-            and not (k not in a and k in defaults and b.get(k) == defaults[k])}
+            and not (k not in a and k in defaults and b.get(k) == defaults[k])
+            and not (k not in b and defaults and k not in defaults)}  # a field this learner does not have
 
 
 def _describe(changes: dict[str, list], limit: int = 6) -> str:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import streamvae
-from streamvae import loop
+from streamvae import loop, run_directory
 from streamvae.cli import main
 from streamvae.data.streams import Stream
 from streamvae.learners import LEARNERS
@@ -81,12 +81,12 @@ def test_ctrl_c_while_the_final_files_are_written_keeps_one_final_row(tmp_path, 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    for target in ("save_grids", "final_results"):  # while the grids are written / just before results.json
-        real = getattr(loop, target)
-        monkeypatch.setattr(loop, target, ctrl_c)
+    for module, target in ((run_directory, "save_grids"), (loop, "final_results")):  # grids / before results.json
+        real = getattr(module, target)
+        monkeypatch.setattr(module, target, ctrl_c)
         code, out = run_cli(tmp_path, data_root, target, *TORCH)
         assert code == 130 and not (out / "results.json").exists()
-        monkeypatch.setattr(loop, target, real)
+        monkeypatch.setattr(module, target, real)
         assert main(["run", "--resume", str(out), "--data-root", data_root]) == 0
         assert len([r for r in rows(out) if r["final"]]) == 1
         assert [comparable(r) for r in rows(out)] == [comparable(r) for r in rows(full)]

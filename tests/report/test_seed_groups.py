@@ -1,9 +1,11 @@
-"""Runs that differ only in seed are one configuration, whichever version of streamvae wrote them."""
+"""Runs that differ only in seed are one configuration, whichever version of streamvae wrote them
+(older run directories once migrated: ``python -m streamvae.migrate``; reports read files as written)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from streamvae.config import to_dict
+from streamvae.migrate import migrated_config
 from streamvae.registry import load_config
 from streamvae.report.runs import Run, configuration, seed_groups
 
@@ -26,8 +28,9 @@ def _older(cfg: dict) -> dict:
     return old
 
 
-def test_runs_written_by_older_versions_group_with_new_ones():
-    runs = [_run("new-s0", _today(seed=0)), _run("old-s1", _older(_today(seed=1))),
+def test_runs_written_by_older_versions_group_with_new_ones_once_migrated():
+    assert configuration(_run("old-s1", _older(_today(seed=1)))) != configuration(_run("new-s1", _today(seed=1)))
+    runs = [_run("new-s0", _today(seed=0)), _run("old-s1", migrated_config(_older(_today(seed=1)))),
             _run("new-s2", _today(seed=2, threads=1, device="cpu"))]
     assert configuration(runs[0]) == configuration(runs[1]) == configuration(runs[2])
     groups = seed_groups(runs)
@@ -35,8 +38,9 @@ def test_runs_written_by_older_versions_group_with_new_ones():
 
 
 def test_a_setting_that_changes_the_run_still_separates_groups():
-    runs = [_run("a-s0", _today(seed=0)), _run("a-s1", _older(_today(seed=1))),
-            _run("b-s0", _today(seed=0, **{"learner.lr": 3e-4})), _run("b-s1", _older(_today(seed=1, **{"learner.lr": 3e-4})))]
+    runs = [_run("a-s0", _today(seed=0)), _run("a-s1", migrated_config(_older(_today(seed=1)))),
+            _run("b-s0", _today(seed=0, **{"learner.lr": 3e-4})),
+            _run("b-s1", migrated_config(_older(_today(seed=1, **{"learner.lr": 3e-4}))))]
     groups = seed_groups(runs)
     assert [g.seeds for g in groups] == [[0, 1], [0, 1]]
     assert "learner.lr" in groups[1].label

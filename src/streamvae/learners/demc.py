@@ -39,7 +39,7 @@ import torch
 
 from ..config import MemoryConfig, check_choice, check_nonnegative, check_positive
 from ..errors import ConfigError
-from ..memory import CLUSTER_SELECTIONS, TEMPORARY_MEMORIES, ClusterMemory, TemporaryMemory
+from ..memory import CLUSTER_SELECTIONS, TEMPORARY_MEMORIES, ClusterMemory, Memory
 from .novelty import NOVELTY_STATISTICS, RelativeNoveltyTest
 from .vaegan_training import VAEGANLearner
 
@@ -185,7 +185,7 @@ class DEMC(VAEGANLearner):
         return self.model.latent_stats(x, batch_statistics=self.cfg.memory.novelty_bn == "batch")
 
     # -- what the loop and the evaluator ask ---------------------------------------------------
-    def memories(self) -> dict[str, TemporaryMemory | ClusterMemory]:
+    def memories(self) -> dict[str, Memory]:
         return {"temporary": self.temp, "cluster_images": self.clusters}
 
     def structure(self) -> dict[str, int]:

@@ -26,7 +26,7 @@ import torch
 
 from ..config import MemoryConfig, check_choice, check_nonnegative, check_positive
 from ..data.streams import binarize
-from ..memory import SELECTIONS, LongTermMemory, ShortTermMemory, similarity_scores
+from ..memory import SELECTIONS, LongTermMemory, Memory, ShortTermMemory, similarity_scores
 from ..models.bounds import iw_log_likelihood
 from ..models.mixture import MixtureVAE
 from .vae_training import VAELearner, VAETrainingConfig
@@ -138,7 +138,7 @@ class OCM(VAELearner):
         return float(torch.stack(per_component).mean())
 
     # -- what the loop and the evaluator ask ---------------------------------------------------
-    def memories(self) -> dict[str, ShortTermMemory | LongTermMemory]:
+    def memories(self) -> dict[str, Memory]:
         return {"stm": self.stm, "ltm": self.ltm}
 
     def memory_at(self, t: int) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import MemoryConfig, check_positive
-from ..memory import ReservoirMemory
+from ..memory import Memory, ReservoirMemory
 from .vae_training import VAELearner
 
 
@@ -42,5 +42,5 @@ class Reservoir(VAELearner):
         self.memory.add(x, self.generator)
         return {"loss": sum(losses) / len(losses), "memory": len(self.memory)}
 
-    def memories(self) -> dict[str, ReservoirMemory]:
+    def memories(self) -> dict[str, Memory]:
         return {"memory": self.memory}

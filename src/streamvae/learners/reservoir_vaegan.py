@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..memory import ReservoirMemory
+from ..memory import Memory, ReservoirMemory
 from .reservoir import ReservoirMemoryConfig
 from .vaegan_training import VAEGANLearner
 
@@ -31,7 +31,7 @@ class ReservoirVAEGAN(VAEGANLearner):
         self.memory.add(x, self.generator)
         return {**logs, "memory": len(self.memory)}
 
-    def memories(self) -> dict[str, ReservoirMemory]:
+    def memories(self) -> dict[str, Memory]:
         return {"memory": self.memory}
 
 
