@@ -9,9 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamvae import native
 from streamvae.data import datasets
 
 REPO = Path(__file__).resolve().parents[1]
+# tests of the native path: skipped where no C compiler can build the library
+needs_native = pytest.mark.skipif(native.library() is None, reason="no C compiler: the native library cannot be built")
 
 
 def _write_idx_gz(path: Path, arr: np.ndarray) -> None:

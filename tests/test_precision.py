@@ -17,8 +17,8 @@ from streamvae.learners.vae_training import VAELearner, VAETrainingConfig
 from streamvae.models import VAE
 from streamvae.native import clib
 from streamvae.registry import load_config
+from .conftest import needs_native
 
-needs_native = pytest.mark.skipif(native.library() is None, reason="no C compiler: the native library cannot be built")
 REPO_CONFIG = "configs/split_fashion/ocm.yaml"
 
 

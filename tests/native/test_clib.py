@@ -10,8 +10,8 @@ from streamvae import native
 from streamvae.config import ModelConfig
 from streamvae.models import VAE
 from streamvae.native import clib
+from ..conftest import needs_native
 
-needs_native = pytest.mark.skipif(native.library() is None, reason="no C compiler: the native library cannot be built")
 
 
 @needs_native

@@ -10,8 +10,8 @@ from streamvae.config import ModelConfig
 from streamvae.models import VAE
 from streamvae.models.mixture import MixtureVAE
 from streamvae.native import decoder
+from ..conftest import needs_native
 
-needs_native = pytest.mark.skipif(native.library() is None, reason="no C compiler: the native library cannot be built")
 
 
 def _terms(vae: VAE, x: torch.Tensor, k: int, seed: int, on_native: bool):

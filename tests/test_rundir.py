@@ -18,8 +18,8 @@ from streamvae.data.streams import Stream
 from streamvae.learners import LEARNERS
 from streamvae.rundir import RunDirLock
 
-from ..conftest import REPO, stream_crashing_at
-from ..e2e.test_cli import CFG, SMOKE, comparable, run_cli
+from .conftest import REPO, stream_crashing_at
+from .test_cli import CFG, SMOKE, comparable, run_cli
 
 # these tests are about files, not numbers: no native build, no probes (half the time of a smoke run)
 TORCH = ("--set", "kernels=torch", "--set", "eval.probe=false")
@@ -39,7 +39,7 @@ def crashed_template(tmp_path_factory):
     in its own data root; tests copy it."""
     from streamvae.data import datasets
 
-    from ..conftest import write_fashion_root
+    from .conftest import write_fashion_root
 
     base = tmp_path_factory.mktemp("crashed")
     root = str(write_fashion_root(base / "data"))

@@ -21,7 +21,7 @@ import pytest
 from streamvae.cli import main
 from streamvae.data import datasets
 
-from ..conftest import REPO, write_fashion_root
+from .conftest import REPO, write_fashion_root
 
 FAST = {"budget": "smoke", "eval.iw_samples": "20"}  # --set key -> the value that makes a command fast
 SUBCOMMANDS_WITH_RUN_DIRS = ("eval", "report", "compare")  # their positional arguments are run directories

@@ -12,7 +12,7 @@ from streamvae.cli import main
 from streamvae.errors import ConfigError
 from streamvae.learners import LEARNERS
 
-from ..conftest import REPO
+from .conftest import REPO
 
 
 def test_version_and_python_dash_m(capsys):

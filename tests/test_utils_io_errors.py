@@ -11,7 +11,7 @@ import pytest
 from streamvae import utils
 from streamvae.cli import main
 
-from ..e2e.test_cli import CFG, SMOKE
+from .test_cli import CFG, SMOKE
 
 FAST = ["--set", "kernels=torch", "--set", "eval.probe=false", "--set", "checkpoint_every=1"]
 
@@ -29,7 +29,7 @@ def finished(tmp_path_factory):
     """A finished smoke run (made once per module; tests copy it) and its data root."""
     from streamvae.data import datasets
 
-    from ..conftest import write_fashion_root
+    from .conftest import write_fashion_root
 
     base = tmp_path_factory.mktemp("io")
     root = str(write_fashion_root(base / "data"))

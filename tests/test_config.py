@@ -7,7 +7,7 @@ from streamvae.config import RunConfig, to_dict, to_yaml
 from streamvae.registry import from_dict, load_config
 from streamvae.errors import ConfigError
 
-from ..conftest import REPO
+from .conftest import REPO
 
 RESERVOIR = REPO / "configs/split_fashion/reservoir.yaml"
 

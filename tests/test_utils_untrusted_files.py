@@ -10,7 +10,7 @@ from streamvae.cli import main
 from streamvae.errors import CheckpointError
 from streamvae.utils import load_checkpoint, save_checkpoint
 
-from ..e2e.test_cli import run_cli
+from .test_cli import run_cli
 
 
 class _WritesAMarker:

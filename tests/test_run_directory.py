@@ -18,8 +18,8 @@ from streamvae.registry import load_config
 from streamvae.rundir import config_changes
 from streamvae.utils import load_checkpoint, save_checkpoint
 
-from ..conftest import REPO
-from ..e2e.test_cli import comparable
+from .conftest import REPO
+from .test_cli import comparable
 
 
 def _ocm(*sets: str) -> dict:

@@ -14,7 +14,7 @@ from streamvae.config import LearnerConfig
 from streamvae.errors import ConfigError
 from streamvae.learners import LEARNERS, Learner
 
-from ..conftest import REPO
+from .conftest import REPO
 
 FINETUNE = str(REPO / "configs/split_fashion/finetune.yaml")
 

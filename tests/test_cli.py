@@ -14,7 +14,7 @@ from streamvae.cli import main
 from streamvae.data.streams import Stream
 from streamvae.learners import LEARNERS
 
-from ..conftest import REPO, stream_crashing_at
+from .conftest import REPO, needs_native, stream_crashing_at
 
 CFG = str(REPO / "configs/split_fashion/reservoir.yaml")
 SMOKE = ["--set", "budget=smoke", "--set", "stream.samples_per_class=40", "--set", "eval.every=2", "--no-progress"]
@@ -80,7 +80,6 @@ def _ll_values(results: dict) -> dict[str, float]:
     return out
 
 
-needs_native = pytest.mark.skipif(native.library() is None, reason="no C compiler: the native library cannot be built")
 
 
 @needs_native

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import REPO
+from .conftest import REPO
 
 CFG = str(REPO / "configs/split_fashion/reservoir.yaml")
 # checkpoints at every arrival so that kills land between, inside and after them; no native build, no probes
@@ -69,7 +69,7 @@ def metrics(out: Path) -> list[dict]:
 def reference(tmp_path_factory) -> tuple[str, Path, float]:
     """A data root, an uninterrupted run of it in a subprocess, and how long that run's run phase took
     after start-up (made once per module)."""
-    from ..conftest import write_fashion_root
+    from .conftest import write_fashion_root
 
     base = tmp_path_factory.mktemp("faults")
     root = str(write_fashion_root(base / "data"))

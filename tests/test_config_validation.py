@@ -8,7 +8,7 @@ from streamvae.config import parse_override
 from streamvae.errors import ConfigError
 from streamvae.registry import load_config
 
-from ..conftest import REPO
+from .conftest import REPO
 
 CFG = {name: str(REPO / f"configs/split_fashion/{name}.yaml") for name in ("reservoir", "ocm", "dynamic-ocm", "demc")}
 
