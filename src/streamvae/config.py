@@ -187,6 +187,7 @@ class RunConfig:
     progress: bool = True  # show a progress bar
     tensorboard: bool = False  # also log scalars and image grids to run_dir/tensorboard (pip install tensorboard)
     plugins: tuple[str, ...] = ()  # files or modules that register learners (see --plugin); resolved to absolute paths
+    plugin_sha256: tuple[str, ...] = ()  # hex sha256 of each plugin's file, in the order of plugins (recorded by the run)
     stream: StreamConfig = field(default_factory=StreamConfig)
     # the next three sections are the dataclasses the learner declares (resolved by streamvae.registry)
     model: Any = field(default_factory=ModelConfig)  # ModelConfig (vae, mixture) | VAEGANConfig (vaegan)
@@ -515,8 +516,12 @@ def validate(cfg: RunConfig, learner_cls: Any) -> None:
     if cfg.threads > 4096:
         raise ConfigError(f"threads={cfg.threads} is more than 4096; use 0 for torch's default")
     check_seed("seed", cfg.seed)
-    if not cfg.name or cfg.name in (".", "..") or any(c in cfg.name for c in "/\\\0"):
-        raise ConfigError(f"name={cfg.name!r} must be a plain folder name (no '/', not empty)")
+    if not cfg.name or cfg.name in (".", "..") or any(c in cfg.name for c in "/\\\0") or not cfg.name.isprintable():
+        raise ConfigError(f"name={_short(cfg.name)} must be a plain folder name (no '/', no newline or other "
+                          "control character, not empty)")
+    for digest in cfg.plugin_sha256:
+        if digest and not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ConfigError(f"plugin_sha256 holds {_short(digest)}; each entry is 64 lowercase hex digits")
     needs = MODEL_CONFIGS[learner_cls.model_kind]
     if not isinstance(cfg.model, needs) or cfg.model.name != needs().name:
         raise ConfigError(f"learner.name={cfg.learner.name} needs model.name={needs().name}, got {cfg.model.name}")

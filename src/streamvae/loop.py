@@ -78,8 +78,9 @@ def build(cfg: C.RunConfig, data_root: str | None):
     learner.precision = precision.resolve(cfg.precision, device)  # bf16 without native bf16: fp32, one warning
     steps = learner.min_steps_per_arrival()
     if steps == 0:  # nothing would ever train: refuse before any work is done
-        capacity = getattr(cfg.memory, "capacity", None)
-        held = f" + memory.capacity={capacity}" if capacity is not None else ""
+        from .sizes import memory_capacities
+
+        held = "".join(f" + {k}={v}" for k, v in memory_capacities(cfg.memory).items())
         raise ConfigError(f"learner {cfg.learner.name} would take no optimiser step with these settings "
                           f"(stream.batch_size={cfg.stream.batch_size}{held} is smaller than learner.minibatch="
                           f"{getattr(cfg.learner, 'minibatch', '?')}); lower learner.minibatch or raise the batch size"
@@ -207,6 +208,8 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
             rundir.remove_temp_files(run_dir)  # left by a writer that was killed mid-write
             if resume and rundir.is_finished(run_dir):  # finished while we were starting
                 return json.loads((run_dir / "results.json").read_text())
+            if not resume:  # a run started beside this one may have finished while we were starting
+                rundir.refuse_existing_run(run_dir)
             return _run_locked(cfg, run_dir, stream, learner, resume, accept_config_change)
     except BaseException:
         if created:

@@ -223,15 +223,15 @@ def command(spec: RunSpec, run_dir: Path, threads: int, data_root: str | None = 
             plugins: Sequence[str] = (), resume: bool = False) -> list[str]:
     """The ``streamvae run`` command line of one run (``--resume`` when a checkpoint is there)."""
     argv = [sys.executable, "-m", "streamvae.cli", "run"]
-    if resume:  # the run's own config.yaml (threads included) is used again
+    if resume:  # the run's own config.yaml (threads included) is used again; plugins are named again
         argv += ["--resume", str(run_dir)]
     else:
         argv.append(spec.config)
         for o in (*spec.overrides, f"threads={threads}"):
             argv += ["--set", o]
-        for p in plugins:
-            argv += ["--plugin", p]
         argv += ["--no-progress", "--out", str(run_dir)]
+    for p in plugins:
+        argv += ["--plugin", p]
     if data_root:
         argv += ["--data-root", str(Path(data_root).resolve())]
     return argv
