@@ -37,8 +37,8 @@ CHANGES_NAME = "config-changes.jsonl"
 class RunDirLock:
     """``fcntl.flock`` on ``RUN_DIR/.lock`` while the run writes to the directory (a context manager).
 
-    On a clean exit the lock file is removed while still locked, so a finished run leaves no ``.lock``
-    behind. Whoever acquires the lock checks that the file it locked is still the one at
+    On exit the lock file is removed while still locked, so a finished (or failed) run leaves no
+    ``.lock`` behind; only a killed writer does, and that one blocks nobody. Whoever acquires the lock checks that the file it locked is still the one at
     ``RUN_DIR/.lock`` (and tries again when it was removed meanwhile), so two writers can never both
     hold it. A ``.lock`` that is a link, a FIFO or a device is refused, never opened for reading.
     """
@@ -90,11 +90,10 @@ class RunDirLock:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.fd is None:
             return
-        try:
-            if exc_type is None:  # a clean finish: no lock file left behind (removed while still held)
-                with contextlib.suppress(OSError):
-                    if os.path.samestat(os.fstat(self.fd), os.stat(self.path, follow_symlinks=False)):
-                        os.unlink(self.path)
+        try:  # no lock file left behind (removed while still held; only a killed writer leaves one)
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.fstat(self.fd), os.stat(self.path, follow_symlinks=False)):
+                    os.unlink(self.path)
         finally:
             os.close(self.fd)  # closing the descriptor releases the lock
             self.fd = None
