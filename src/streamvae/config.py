@@ -409,27 +409,52 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def read_yaml(path: str | Path) -> dict:
-    """A config file as a dict; ``include: other.yaml`` (relative to the file) is merged underneath,
-    so presets shared by many configs (budgets) are written once."""
+MAX_INCLUDE_DEPTH = 16  # include: chains deeper than this are refused (the shipped configs use 1)
+MAX_CONFIG_BYTES = 1 << 20  # a config file (or an included one) larger than this is refused
+
+
+def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """A config file as a dict; ``include: other.yaml`` (or a list of files; relative to the file) is
+    merged underneath, so presets shared by many configs (budgets) are written once.
+
+    Only regular files of at most :data:`MAX_CONFIG_BYTES` are read (never a FIFO or a device); an
+    include cycle is refused naming its files, and so is a chain deeper than :data:`MAX_INCLUDE_DEPTH`.
+    """
+    from .utils import read_regular
+
+    path = Path(path)
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        text = read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")
+        raw = yaml.safe_load(text) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path} is a directory, not a config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read {path}: not UTF-8 text") from None
+    except ValueError as e:  # read_regular: a directory, a FIFO, a device, too large
+        raise ConfigError(f"{path} {e}; a config must be a YAML file") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, RecursionError) as e:
         raise ConfigError(f"cannot read {path}: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of config sections at the top level")
     includes = raw.pop("include", None)
     if includes is None:
         return raw
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) and i for i in includes):
+        raise ConfigError(f"{path}: include must be a file name or a list of file names, got {_short(includes)}")
+    chain = (*_chain, path.resolve())
+    if len(chain) > MAX_INCLUDE_DEPTH:
+        raise ConfigError(f"{path}: includes nested more than {MAX_INCLUDE_DEPTH} deep (starting at {chain[0].name})")
     merged: dict = {}
-    for inc in [includes] if isinstance(includes, str) else list(includes):
-        merged = _deep_merge(merged, read_yaml(Path(path).parent / str(inc)))
+    for inc in includes:
+        target = path.parent / inc
+        if target.resolve() in chain:
+            cycle = " -> ".join(p.name for p in chain[chain.index(target.resolve()):]) + f" -> {target.name}"
+            raise ConfigError(f"{path}: include cycle ({cycle}); a file cannot include itself, directly or not")
+        merged = _deep_merge(merged, read_yaml(target, chain))
     return _deep_merge(merged, raw)
 
 
