@@ -364,7 +364,8 @@ def _data(args) -> int:
     rows = dataset_table(args.data_root)
     print(f"{'dataset':10s} {'available':9s} {'source':10s} path")
     for r in rows:
-        print(f"{r['name']:10s} {'yes' if r['available'] else 'no':9s} {r['source']:10s} {r.get('path') or '-'}")
+        problem = f"  ({r['problem']})" if r.get("problem") else ""
+        print(f"{r['name']:10s} {'yes' if r['available'] else 'no':9s} {r['source']:10s} {r.get('path') or '-'}{problem}")
     return 0
 
 
