@@ -2,7 +2,9 @@
 
 * **Lock.** A run holds ``RUN_DIR/.lock`` with ``fcntl.flock`` for its whole life; a second writer
   fails at once with one line naming the directory. The kernel drops the lock when the process
-  dies (even on SIGKILL), so a stale lock file never blocks anyone.
+  dies (even on SIGKILL), so a stale lock file never blocks anyone; a run that ends removes the
+  file (under the lock). A new run checks again under the lock that the directory holds no run
+  (:func:`refuse_existing_run`): a run started beside it may have finished meanwhile.
 * **Leftovers.** Temporary files of atomic writes (``.NAME.*.tmp``) that a kill left behind are
   removed when the run starts or resumes; a directory that a failed start created and left empty
   (nothing but the lock file) is removed.
@@ -10,7 +12,8 @@
   ``config.yaml`` may differ only in run-environment fields (:data:`ENV_FIELDS`); any other edit is
   refused, or, with ``--accept-config-change``, applied from the resume point on and recorded
   (``config-changes.jsonl`` and ``results.json``). Fields that define the stream, the model or the
-  memories (:data:`FIXED_FIELDS`) can never change on resume.
+  memories (:data:`FIXED_FIELDS`) can never change on resume. Nothing in the run directory is
+  imported: a run made with plugins needs them named again with ``--plugin`` (compared by sha256).
 
     with RunDirLock(run_dir):      # ConfigError when another process writes there
         remove_temp_files(run_dir)
