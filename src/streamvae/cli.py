@@ -312,6 +312,8 @@ def _report(args) -> int:
 
     out = Path(args.out) if args.out else (Path(args.run_dirs[0]) / "report" if len(args.run_dirs) == 1
                                             else Path("report"))
+    if not args.out and out.is_symlink():  # RUN_DIR/report planted as a link: the report would be written elsewhere
+        raise ConfigError(f"{out} is a symbolic link; pass --out DIR for the report")
     html_path, md_path = write_report(args.run_dirs, out)
     print(f"report: {html_path} (self-contained)  {md_path} (with its PNG files)")
     return 0

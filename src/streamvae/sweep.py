@@ -205,12 +205,18 @@ def mismatch(spec: RunSpec, run_dir: Path) -> str | None:
     path = run_dir / "config.yaml"
     if not path.exists() or not spec.expected:
         return None
+    from .registry import default_config
+    from .utils import read_regular
+
     try:
-        have = identity(yaml.safe_load(path.read_text()) or {})
-    except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
+        have = identity(yaml.safe_load(read_regular(path, 1 << 20, follow_symlinks=False)) or {})
+    except (yaml.YAMLError, OSError, ValueError, AttributeError, RecursionError):  # ValueError: not a regular file
         return f"{path} is unreadable"
     flat_have, flat_want = flatten(have), flatten(spec.expected)
-    diff = sorted(k for k in set(flat_have) | set(flat_want) if flat_have.get(k) != flat_want.get(k))
+    # a field added since the run was made, at its default, is no difference (the run behaves so)
+    defaults = default_config(str(flat_want.get("learner.name", ""))) or {}
+    diff = sorted(k for k in set(flat_have) | set(flat_want) if flat_have.get(k) != flat_want.get(k)
+                  and not (k not in flat_have and k in defaults and flat_want[k] == defaults[k]))
     if not diff:
         return None
     shown = ", ".join(f"{k}: {flat_have.get(k, '-')!r} there, {flat_want.get(k, '-')!r} here" for k in diff[:3])

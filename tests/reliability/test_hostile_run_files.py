@@ -195,3 +195,19 @@ def test_report_md_escapes_run_names_and_keeps_them_on_one_line(template, tmp_pa
                  "--out", str(tmp_path / "nl")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "control character" in err[0]
+
+
+def test_a_report_never_writes_through_links_planted_in_the_run_directory(template, tmp_path, capsys):
+    sweep, rel, _ = template
+    run = tmp_path / "run"
+    shutil.copytree(sweep / rel, run)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's file\n")
+    (run / "report").mkdir()
+    (run / "report" / "report.md").symlink_to(victim)  # the default --out is RUN_DIR/report
+    assert main(["report", str(run)]) == 0
+    assert victim.read_text() == "the user's file\n" and not (run / "report" / "report.md").is_symlink()
+    shutil.rmtree(run / "report")
+    (run / "report").symlink_to(tmp_path)
+    assert main(["report", str(run)]) == 2
+    assert "symbolic link" in capsys.readouterr().err and not (tmp_path / "report.md").exists()

@@ -265,12 +265,15 @@ def build_report(runs: list[Run]) -> Document:
 def write_report(run_dirs, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.html`` (self-contained) and ``report.md`` + its PNG files into ``out_dir``, with
     every figure also as SVG and the final table as ``final-table.csv`` and ``final-table.tex``."""
+    from ..utils import atomic_write_bytes
+
     runs = load_runs(run_dirs)
     doc = build_report(runs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # atomic writes replace a file of the same name, never write through a link planted there
     for name, data in {**doc.images, **doc.files}.items():
-        (out / name).write_bytes(data)
-    (out / "report.html").write_text(doc.to_html())
-    (out / "report.md").write_text(doc.to_markdown())
+        atomic_write_bytes(out / name, data)
+    atomic_write_bytes(out / "report.html", doc.to_html().encode())
+    atomic_write_bytes(out / "report.md", doc.to_markdown().encode())
     return out / "report.html", out / "report.md"
