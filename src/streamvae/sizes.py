@@ -125,7 +125,10 @@ def machine_memory(device: str = "auto") -> int:
     if dev is not None and dev.type == "cuda":
         import torch
 
-        total = min(total, torch.cuda.get_device_properties(dev).total_memory)
+        try:
+            total = min(total, torch.cuda.get_device_properties(dev).total_memory)
+        except (RuntimeError, AssertionError, ValueError):  # CUDA not initialisable here: the run start says so
+            pass
     return int(total)
 
 
