@@ -77,7 +77,7 @@ LAYERS = [
     ("memory",),
     ("learners",),
     ("evaluation",),
-    ("registry",),
+    ("registry", "sizes"),
     ("report",),
     ("live", "observers", "rundir", "run_directory"),
     ("loop", "migrate"),

@@ -1,6 +1,7 @@
 """Learner plugins: the README's example learner runs end to end from a file outside the package."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -44,10 +45,14 @@ def test_the_readme_learner_runs_from_a_file_resumes_and_records_its_plugin(tmp_
     assert results["learner"] == "window" and results["steps"] > 0 and results["memory"] == 100
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["plugins"] == [str(plugin.resolve())] and cfg["memory"] == {"window": 100}
+    assert cfg["plugin_sha256"] == [hashlib.sha256(plugin.read_bytes()).hexdigest()]  # what eval/--resume compare
     assert "capacity" not in (out / "config.yaml").read_text()  # only the fields this learner uses
-    # what --resume or eval in a fresh process does: the registry is empty, config.yaml names the plugin
+    # what --resume or eval in a fresh process does: the registry is empty; config.yaml is data, imports nothing
     registry._PLUGINS.clear()
     registry._LOADED.clear()
+    with pytest.raises(ConfigError, match="unknown"):
+        registry.load_resolved(out / "config.yaml")
+    registry.check_plugins(cfg["plugins"], cfg["plugin_sha256"], [str(plugin)], str(out))  # the user names it
     again = registry.load_resolved(out / "config.yaml")
     assert again.learner.name == "window" and again.memory.window == 100
 
@@ -76,7 +81,11 @@ def test_plugins_from_a_module_and_from_the_yaml(tmp_path, monkeypatch, clean_re
     (tmp_path / "window.py").write_text(readme_plugin())
     conf = tmp_path / "mine.yaml"
     conf.write_text(f"include: {FINETUNE}\nplugins: [window.py]\nlearner: {{name: window}}\n")
-    cfg = registry.load_config(conf, ["budget=smoke"])
+    # a YAML may come from someone else: its plugins: list says what it needs, it imports nothing by itself
+    with pytest.raises(ConfigError, match=r"lists plugin .*window.py.*add --plugin"):
+        registry.load_config(conf, ["budget=smoke"])
+    assert "window" not in registry.learner_names()
+    cfg = registry.load_config(conf, ["budget=smoke"], plugins=[str(tmp_path / "window.py")])
     assert cfg.plugins == (str((tmp_path / "window.py").resolve()),) and cfg.budget == "smoke"
 
 

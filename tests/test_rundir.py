@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -251,3 +252,39 @@ def test_a_memory_that_never_fills_a_minibatch_is_refused_before_training(tmp_pa
                         cfg=str(REPO / f"configs/split_fashion/{learner}.yaml"))
     assert code == 2 and not out.exists()
     assert "no optimiser step" in capsys.readouterr().err
+
+
+# -- two runs started into one --out: the one that finishes first is never replaced ---------------------------
+
+RACE_OFFSETS = (0.5, 1.5, 3.0)  # seconds between the two starts
+
+
+def test_two_runs_started_into_one_out_never_replace_a_finished_run(tmp_path, data_root):
+    """Was: the second run checked for a finished run before it took the lock; when the first finished in
+    between, the second replaced it and both exited 0 (5 of 6 trials with starts 1-3 s apart). The second
+    run builds the native kernels in a fresh cache (seconds between its check and its lock), as a cold
+    machine does, which widens that window; the check under the lock closes it."""
+    import time
+
+    def start(out, seed, kernels, cache):
+        argv = ["run", CFG, *SMOKE, "--set", f"seed={seed}", "--set", f"kernels={kernels}", "--set", "eval.probe=false",
+                "--set", "threads=1", "--data-root", data_root, "--out", str(out)]
+        env = {**os.environ, "STREAMVAE_CACHE": str(cache), "PYTHONPATH": str(Path(streamvae.__file__).parents[1])}
+        return subprocess.Popen([sys.executable, "-c", f"import sys; from streamvae.cli import main; sys.exit(main({argv!r}))"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    for i, offset in enumerate(RACE_OFFSETS):
+        out = tmp_path / f"race{i}"
+        first = start(out, 1, "torch", tmp_path / "cache-first")
+        time.sleep(offset)
+        second = start(out, 2, "auto", tmp_path / f"cache-second-{i}")
+        done = {seed: (p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for seed, p in ((1, first), (2, second))}
+        winners = [seed for seed, (code, _, _) in done.items() if code == 0]
+        assert len(winners) == 1, (offset, {s: (c, e[-300:]) for s, (c, _, e) in done.items()})
+        results = json.loads((out / "results.json").read_text())
+        assert results["seed"] == winners[0]  # the finished run is the winner's, whole
+        assert f"seed: {winners[0]}" in (out / "config.yaml").read_text()
+        loser = done[3 - winners[0]]
+        err = loser[2].strip().splitlines()
+        assert loser[0] == 2 and len(err) == 1 and ("already holds a run" in err[0] or "in use" in err[0]), loser
+        assert not (out / ".lock").exists()  # a finished run leaves no lock file

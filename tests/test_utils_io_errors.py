@@ -5,9 +5,11 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
+import streamvae
 from streamvae import utils
 from streamvae.cli import main
 
@@ -133,3 +135,104 @@ def test_a_damaged_metrics_file_is_one_line_naming_it(run_dir, finished, capsys)
         f.write('{"arrival": 6, "fin\n')
     assert main(["run", "--resume", str(run_dir), "--data-root", finished[1]]) == 2
     one_error_line(capsys, "metrics.jsonl", "line")
+
+
+# -- leftovers of the reliability audit (issue 30, item 9) ---------------------------------------------------
+
+@pytest.mark.parametrize("learner", ["ocm", "dynamic-ocm"])
+def test_an_ocm_run_that_can_never_step_is_refused_before_training(tmp_path, data_root, capsys, learner):
+    """Was: refused only after the whole stream, leaving a directory that could be neither resumed nor re-run."""
+    from .conftest import REPO
+
+    out = tmp_path / learner
+    code = main(["run", str(REPO / f"configs/split_fashion/{learner}.yaml"), *SMOKE, *FAST, "--set",
+                 "stream.batch_size=16", "--set", "memory.stm_capacity=8", "--set", "memory.ltm_capacity=8",
+                 "--data-root", data_root, "--out", str(out)])
+    line = one_error_line(capsys, "no optimiser step", "memory.stm_capacity=8", "memory.ltm_capacity=8")
+    assert code == 2 and not out.exists(), line
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_run_files_are_readable_by_the_group_as_the_umask_allows(tmp_path, data_root, umask):
+    """Was: every atomically written file was 0600 (mkstemp's mode) whatever the umask."""
+    old = os.umask(umask)
+    try:
+        out = tmp_path / "run"
+        assert main(["run", CFG, *SMOKE, *FAST, "--data-root", data_root, "--out", str(out)]) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.is_file()}
+    assert {"results.json", "checkpoint.pt", "config.yaml", "metrics.jsonl", "samples.png"} <= set(modes)
+    assert set(modes.values()) == {0o666 & ~umask}, modes
+    assert not (out / ".lock").exists()  # a finished run leaves no lock file
+
+
+def test_an_atomic_write_fsyncs_the_directory_after_the_rename(tmp_path, monkeypatch):
+    import stat
+
+    synced: list[str] = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    utils.atomic_write_bytes(tmp_path / "x.json", b"{}")
+    assert synced == ["file", "dir"]  # the data, then the directory entry that the rename changed
+
+
+def test_a_failed_write_names_the_file_being_written(tmp_path):
+    """A full disk (here: a file-size limit, which fails the same write) used to say only "No space left
+    on device" (a write error carries no file name)."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "results.json"
+    code = ("import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000)); from streamvae.utils import atomic_write_bytes\n"
+            f"try:\n    atomic_write_bytes({str(target)!r}, b'x' * 100000)\n"
+            "except OSError as e:\n    print(e.filename, '|', e)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(streamvae.__file__).parents[1])})
+    assert done.stdout.startswith(f"{target} |") and "too large" in done.stdout, (done.stdout, done.stderr[-300:])
+    assert not list(tmp_path.iterdir())  # no temporary file left
+
+
+def test_eval_prints_its_row_before_writing_so_a_read_only_run_loses_nothing(run_dir, finished, monkeypatch, capsys):
+    real = utils.write_json
+
+    def read_only(path, obj):
+        if str(path).endswith("eval.json"):
+            raise PermissionError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real(path, obj)
+
+    monkeypatch.setattr(utils, "write_json", read_only)
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--data-root", finished[1]]) == 2
+    printed = capsys.readouterr()
+    err = printed.err.strip().splitlines()
+    assert len(err) == 1 and "eval.json" in err[0] and "Read-only" in err[0]
+    assert "| run | learner |" in printed.out and '"ll_iw20"' in printed.out  # the table and the whole row
+
+
+def test_a_tiny_gaussian_std_is_named_not_the_learning_rate(tmp_path, data_root, capsys):
+    out = tmp_path / "tiny"
+    assert main(["run", CFG, *SMOKE, *FAST, "--set", "model.likelihood=gaussian", "--set", "model.gaussian_std=1e-30",
+                 "--data-root", data_root, "--out", str(out)]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "model.gaussian_std" in line and "learner.lr" not in line
+
+
+def test_a_truncated_gzip_message_reads_as_english(tmp_path):
+    import gzip
+
+    from streamvae.data.readers import read_idx
+    from streamvae.errors import DataError
+
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    header = b"\x00\x00\x08\x03" + (100).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    path.write_bytes(gzip.compress(header + os.urandom(78400))[:300])  # cut inside the deflate stream
+    with pytest.raises(DataError) as e:
+        read_idx(path)
+    assert "gzipped an" not in str(e.value) and "expected gzip data holding an IDX file" in str(e.value)

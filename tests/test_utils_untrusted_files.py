@@ -120,3 +120,100 @@ def test_a_truncated_cached_library_is_rebuilt_not_loaded(tmp_path):
     again = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.startswith("True"), (again.returncode, again.stderr[-500:])
     assert len(lib.read_bytes()) == len(whole)  # rebuilt in place
+
+
+# -- a run directory's config.yaml and checkpoint are data: plugins run only when the user names them ----------
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_the_issue_repro_a_plugins_entry_in_config_yaml_runs_no_code(tmp_path, data_root, capsys, monkeypatch):
+    """Was: eval printed the Zen of Python (config.yaml's ``plugins: [this]`` imported) before refusing."""
+    import sys
+
+    code, out = run_cli(tmp_path, data_root, "r1", "--set", "kernels=torch", "--set", "eval.probe=false")
+    assert code == 0
+    (out / "results.json").unlink()
+    (out / "evil.py").write_text(f"open({str(tmp_path / 'marker')!r}, 'w').write('ran')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "evil_module.py").write_text(f"open({str(tmp_path / 'marker')!r}, 'w').write('ran')\n")
+    text = (out / "config.yaml").read_text()
+    assert "plugins: []" in text
+    monkeypatch.chdir(out)  # cd RUN && streamvae eval .: a relative entry named a file shipped in the run
+    for entry in ("this", "evil.py", "evil_module", str(out / "evil.py")):
+        sys.modules.pop("this", None)  # importing it again would print the Zen of Python
+        (out / "config.yaml").write_text(text.replace("plugins: []", f"plugins: [{entry!r}]"))
+        capsys.readouterr()
+        for argv in (["eval", "."], ["run", "--resume", "."]):
+            assert main([*argv, "--data-root", data_root]) == 2
+            printed = capsys.readouterr()
+            assert "Zen of Python" not in printed.out and "Beautiful is better" not in printed.out
+            err = printed.err.strip().splitlines()
+            assert len(err) == 1 and "plugins" in err[0] and "cannot change" in err[0], err
+            assert not (tmp_path / "marker").exists() and "evil_module" not in sys.modules
+
+
+@pytest.fixture()
+def plugin_run(tmp_path, data_root, monkeypatch):
+    """A finished run made with the README's plugin from a file that writes a marker when imported; the
+    registry is then emptied, as in a fresh process."""
+    from streamvae import registry
+
+    from .test_registry import FINETUNE, readme_plugin
+
+    monkeypatch.setattr(registry, "_PLUGINS", {})
+    monkeypatch.setattr(registry, "_LOADED", {})
+    marker = tmp_path / "imported"
+    plugin = tmp_path / "alice" / "window.py"
+    plugin.parent.mkdir()
+    plugin.write_text(f"open({str(marker)!r}, 'a').write('x')\n" + readme_plugin())
+    out = tmp_path / "run"
+    assert main(["run", FINETUNE, "--plugin", str(plugin), "--set", "learner.name=window", "--set", "budget=smoke",
+                 "--set", "kernels=torch", "--set", "eval.probe=false", "--set", "memory.window=100",
+                 "--no-progress", "--data-root", data_root, "--out", str(out)]) == 0
+    registry._PLUGINS.clear()
+    registry._LOADED.clear()
+    marker.unlink()
+    return out, plugin, marker
+
+
+def test_eval_and_resume_of_a_plugin_run_need_the_same_plugin_named(plugin_run, data_root, tmp_path, capsys):
+    from streamvae import registry
+
+    out, plugin, marker = plugin_run
+    (out / "results.json").unlink()  # so that --resume has work to do (the final evaluation)
+    capsys.readouterr()
+    for argv in (["eval", str(out)], ["run", "--resume", str(out)]):
+        assert main([*argv, "--data-root", data_root]) == 2  # no --plugin: refused, nothing imported
+        line = _one_line(capsys)
+        assert str(plugin) in line and "--plugin" in line and "sha256" in line
+        assert not marker.exists()
+    other = tmp_path / "other.py"
+    other.write_text("x = 1\n")
+    assert main(["eval", str(out), "--plugin", str(other), "--data-root", data_root]) == 2  # another plugin
+    assert str(plugin) in _one_line(capsys) and not marker.exists()
+    # a copied run: the same file at another path (the sha256 matches) is the same plugin
+    copy = tmp_path / "bob" / "window.py"
+    copy.parent.mkdir()
+    copy.write_bytes(plugin.read_bytes())
+    assert main(["eval", str(out), "--plugin", str(copy), "--data-root", data_root]) == 0
+    assert marker.exists()  # imported because the user named it
+    registry._PLUGINS.clear()
+    registry._LOADED.clear()
+    assert main(["run", "--resume", str(out), "--plugin", str(plugin), "--data-root", data_root]) == 0
+    assert (out / "results.json").exists()
+
+
+def test_a_plugin_whose_file_changed_is_refused_before_it_is_imported(plugin_run, data_root, capsys):
+    out, plugin, marker = plugin_run
+    plugin.write_text(plugin.read_text() + "\n# edited after the run\n")
+    (out / "results.json").unlink()
+    capsys.readouterr()
+    for argv in (["eval", str(out)], ["run", "--resume", str(out)]):
+        assert main([*argv, "--plugin", str(plugin), "--data-root", data_root]) == 2
+        line = _one_line(capsys)
+        assert "changed" in line and str(plugin) in line
+        assert not marker.exists()

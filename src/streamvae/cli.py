@@ -1,8 +1,8 @@
 """Command line: ``streamvae run|eval|data|report|compare``. ``main(argv)`` is what tests call.
 
     streamvae run CONFIG [--set key=value ...] [--out DIR] [--data-root DIR] [--plugin FILE_OR_MODULE ...]
-    streamvae run --resume RUN_DIR [--accept-config-change]
-    streamvae eval RUN_DIR [--set eval.iw_samples=5000]
+    streamvae run --resume RUN_DIR [--accept-config-change] [--plugin FILE_OR_MODULE ...]
+    streamvae eval RUN_DIR [--set eval.iw_samples=5000] [--plugin FILE_OR_MODULE ...]
     streamvae data list [--data-root DIR]
     streamvae report RUN_DIR [RUN_DIR ...] [--out DIR]
     streamvae compare RUN_DIR [RUN_DIR ...] [--csv FILE] [--latex FILE] [--md FILE]
@@ -51,7 +51,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --resume: apply an edited RUN_DIR/config.yaml (learner, eval and run fields) from the "
                         "checkpoint on, recorded in config-changes.jsonl and results.json")
     r.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE_OR_MODULE",
-                   help="import a file or module that registers learners (streamvae.register_learner); repeatable")
+                   help="import a file or module that registers learners (streamvae.register_learner); repeatable. "
+                        "With --resume: the plugins the run was made with (compared with the run's record by "
+                        "sha256; nothing is imported from a run directory)")
+    r.add_argument("--force", action="store_true",
+                   help="run even when the estimated memory or evaluation work is above this machine's limits")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--tensorboard", action="store_true",
                    help="also log scalars and grids to RUN_DIR/tensorboard (needs: pip install tensorboard)")
@@ -61,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="eval.* overrides, e.g. --set eval.iw_samples=5000")
     e.add_argument("--data-root")
+    e.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="the plugins the run was made with (compared with the run's record by sha256; nothing "
+                        "is imported from a run directory)")
+    e.add_argument("--force", action="store_true",
+                   help="evaluate even when the estimated memory or evaluation work is above this machine's limits")
 
     rep = sub.add_parser("report", help="an HTML + Markdown report (tables, plots, grids) of run directories")
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -204,15 +213,16 @@ def _check_data_root(data_root: str | None) -> None:
 
 
 def _run(args) -> int:
-    from . import rundir
+    from . import rundir, sizes
     from .loop import run
     from .utils import load_checkpoint
 
     if args.accept_config_change and not args.resume:
         raise ConfigError("--accept-config-change goes with --resume RUN_DIR")
     if args.resume:
-        if args.config or args.overrides or args.plugins:
-            raise ConfigError("--resume takes only the run directory; the config (and plugins) come from the run")
+        if args.config or args.overrides:
+            raise ConfigError("--resume takes only the run directory (and the --plugin files the run was made "
+                              "with); the config comes from the run")
         run_dir = Path(args.resume)
         if rundir.is_finished(run_dir):
             print(f"{run_dir} is finished (results.json); nothing to resume")
@@ -221,7 +231,9 @@ def _run(args) -> int:
             raise ConfigError(f"{run_dir} has no checkpoint.pt to resume from")
         _check_data_root(args.data_root)
         # the checkpoint's config governs the run; config.yaml may differ only in run-environment fields
-        cfg = rundir.resume_config(run_dir, load_checkpoint(run_dir / "checkpoint.pt"), args.accept_config_change)
+        cfg = rundir.resume_config(run_dir, load_checkpoint(run_dir / "checkpoint.pt"), args.accept_config_change,
+                                   plugins=args.plugins)
+        sizes.check(cfg, force=args.force)
         results = run(cfg, run_dir, data_root=args.data_root, resume=True,
                       accept_config_change=args.accept_config_change)
     else:
@@ -239,6 +251,7 @@ def _run(args) -> int:
             from .live import require_tensorboard
 
             require_tensorboard()
+        sizes.check(cfg, force=args.force)
         run_dir = Path(args.out) if args.out else Path(cfg.out_dir) / f"{cfg.name}-{cfg.budget}-s{cfg.seed}"
         _check_data_root(args.data_root)
         if run_dir.exists() and not run_dir.is_dir():
@@ -254,7 +267,7 @@ def _run(args) -> int:
 def _eval(args) -> int:
     from dataclasses import replace
 
-    from . import rundir
+    from . import rundir, sizes
     from .errors import CheckpointError
     from .loop import build, evaluate_point, restore_checkpoint
     from .utils import load_checkpoint, write_json
@@ -267,7 +280,8 @@ def _eval(args) -> int:
         raise ConfigError(f"streamvae eval accepts only eval.* overrides, got: {', '.join(bad)}")
     _check_data_root(args.data_root)
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")  # first: a crafted or damaged file stops here
-    cfg = rundir.resume_config(run_dir, ckpt, overrides=args.overrides)  # the checkpoint's config + eval.*
+    cfg = rundir.resume_config(run_dir, ckpt, overrides=args.overrides, plugins=args.plugins)  # checkpoint's + eval.*
+    sizes.check(cfg, force=args.force)
     stream, learner = build(cfg, args.data_root)
     arrival, _ = restore_checkpoint(learner, ckpt, run_dir / "checkpoint.pt")
     n = len(stream)
@@ -281,9 +295,15 @@ def _eval(args) -> int:
         row = evaluate_point(scored, learner, stream, test, arrival, final=False)
         row["unfinished"] = True
     row.update({"learner": cfg.learner.name, "budget": cfg.budget, "name": cfg.name})
-    write_json(run_dir / "eval.json", row)
     shown = row if arrival == n else {**row, "name": f"{cfg.name} (unfinished: arrival {arrival}/{n})"}
-    print(results_table([shown]))
+    print(results_table([shown]), flush=True)  # first: a run directory that cannot be written loses nothing
+    try:
+        write_json(run_dir / "eval.json", row)
+    except OSError:
+        import json
+
+        print(json.dumps(row), flush=True)  # the whole row, as eval.json would have held it
+        raise
     return 0
 
 
@@ -292,6 +312,8 @@ def _report(args) -> int:
 
     out = Path(args.out) if args.out else (Path(args.run_dirs[0]) / "report" if len(args.run_dirs) == 1
                                             else Path("report"))
+    if not args.out and out.is_symlink():  # RUN_DIR/report planted as a link: the report would be written elsewhere
+        raise ConfigError(f"{out} is a symbolic link; pass --out DIR for the report")
     html_path, md_path = write_report(args.run_dirs, out)
     print(f"report: {html_path} (self-contained)  {md_path} (with its PNG files)")
     return 0
@@ -344,7 +366,8 @@ def _data(args) -> int:
     rows = dataset_table(args.data_root)
     print(f"{'dataset':10s} {'available':9s} {'source':10s} path")
     for r in rows:
-        print(f"{r['name']:10s} {'yes' if r['available'] else 'no':9s} {r['source']:10s} {r.get('path') or '-'}")
+        problem = f"  ({r['problem']})" if r.get("problem") else ""
+        print(f"{r['name']:10s} {'yes' if r['available'] else 'no':9s} {r['source']:10s} {r.get('path') or '-'}{problem}")
     return 0
 
 

@@ -189,6 +189,7 @@ class RunConfig:
     progress: bool = True  # show a progress bar
     tensorboard: bool = False  # also log scalars and image grids to run_dir/tensorboard (pip install tensorboard)
     plugins: tuple[str, ...] = ()  # files or modules that register learners (see --plugin); resolved to absolute paths
+    plugin_sha256: tuple[str, ...] = ()  # hex sha256 of each plugin's file, in the order of plugins (recorded by the run)
     stream: StreamConfig = field(default_factory=StreamConfig)
     # the next three sections are the dataclasses the learner declares (resolved by streamvae.registry)
     model: Any = field(default_factory=ModelConfig)  # ModelConfig (vae, mixture) | VAEGANConfig (vaegan)
@@ -410,27 +411,52 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def read_yaml(path: str | Path) -> dict:
-    """A config file as a dict; ``include: other.yaml`` (relative to the file) is merged underneath,
-    so presets shared by many configs (budgets) are written once."""
+MAX_INCLUDE_DEPTH = 16  # include: chains deeper than this are refused (the shipped configs use 1)
+MAX_CONFIG_BYTES = 1 << 20  # a config file (or an included one) larger than this is refused
+
+
+def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """A config file as a dict; ``include: other.yaml`` (or a list of files; relative to the file) is
+    merged underneath, so presets shared by many configs (budgets) are written once.
+
+    Only regular files of at most :data:`MAX_CONFIG_BYTES` are read (never a FIFO or a device); an
+    include cycle is refused naming its files, and so is a chain deeper than :data:`MAX_INCLUDE_DEPTH`.
+    """
+    from .utils import read_regular
+
+    path = Path(path)
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        text = read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")
+        raw = yaml.safe_load(text) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path} is a directory, not a config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read {path}: not UTF-8 text") from None
+    except ValueError as e:  # read_regular: a directory, a FIFO, a device, too large
+        raise ConfigError(f"{path} {e}; a config must be a YAML file") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, RecursionError) as e:
         raise ConfigError(f"cannot read {path}: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of config sections at the top level")
     includes = raw.pop("include", None)
     if includes is None:
         return raw
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) and i for i in includes):
+        raise ConfigError(f"{path}: include must be a file name or a list of file names, got {_short(includes)}")
+    chain = (*_chain, path.resolve())
+    if len(chain) > MAX_INCLUDE_DEPTH:
+        raise ConfigError(f"{path}: includes nested more than {MAX_INCLUDE_DEPTH} deep (starting at {chain[0].name})")
     merged: dict = {}
-    for inc in [includes] if isinstance(includes, str) else list(includes):
-        merged = _deep_merge(merged, read_yaml(Path(path).parent / str(inc)))
+    for inc in includes:
+        target = path.parent / inc
+        if target.resolve() in chain:
+            cycle = " -> ".join(p.name for p in chain[chain.index(target.resolve()):]) + f" -> {target.name}"
+            raise ConfigError(f"{path}: include cycle ({cycle}); a file cannot include itself, directly or not")
+        merged = _deep_merge(merged, read_yaml(target, chain))
     return _deep_merge(merged, raw)
 
 
@@ -517,8 +543,12 @@ def validate(cfg: RunConfig, learner_cls: Any) -> None:
     if cfg.threads > 4096:
         raise ConfigError(f"threads={cfg.threads} is more than 4096; use 0 for torch's default")
     check_seed("seed", cfg.seed)
-    if not cfg.name or cfg.name in (".", "..") or any(c in cfg.name for c in "/\\\0"):
-        raise ConfigError(f"name={cfg.name!r} must be a plain folder name (no '/', not empty)")
+    if not cfg.name or cfg.name in (".", "..") or any(c in cfg.name for c in "/\\\0") or not cfg.name.isprintable():
+        raise ConfigError(f"name={_short(cfg.name)} must be a plain folder name (no '/', no newline or other "
+                          "control character, not empty)")
+    for digest in cfg.plugin_sha256:
+        if digest and not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ConfigError(f"plugin_sha256 holds {_short(digest)}; each entry is 64 lowercase hex digits")
     needs = MODEL_CONFIGS[learner_cls.model_kind]
     if not isinstance(cfg.model, needs) or cfg.model.name != needs().name:
         raise ConfigError(f"learner.name={cfg.learner.name} needs model.name={needs().name}, got {cfg.model.name}")

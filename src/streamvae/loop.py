@@ -29,6 +29,7 @@ from .models import build_model
 from .observers import Observers
 from .registry import get_learner
 from .run_directory import RunDirectory, StopRequests, restore_checkpoint
+from .sizes import memory_capacities
 
 __all__ = ["run", "build", "use_kernels", "evaluate_point", "restore_checkpoint", "final_results", "banner"]
 
@@ -123,10 +124,10 @@ def build(cfg: C.RunConfig, data_root: str | None):
     extra: dict[str, Any] = {"dataset": stream.training_images().to(device)} if cls.needs_dataset else {}
     learner = cls(cfg, model, generator, **extra)  # resolves its precision for this device
     if learner.min_steps_per_arrival() == 0:  # nothing would ever train: refuse before any work is done
-        held = cfg.memory.images_held()
+        held = "".join(f" + {k}={v}" for k, v in memory_capacities(cfg.memory).items())
         raise ConfigError(f"learner {cfg.learner.name} would take no optimiser step with these settings "
                           f"(stream.batch_size={cfg.stream.batch_size}"
-                          + (f" + {held} images of memory" if held else "") + " never fill a minibatch); "
+                          + held + " never fill a minibatch); "
                           "lower learner.minibatch or raise the batch size" + (" or the memory" if held else ""))
     return stream, learner
 

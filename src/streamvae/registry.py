@@ -8,11 +8,14 @@ the package subclasses :class:`streamvae.Learner` (or ``VAELearner``) and regist
     @register_learner("window")
     class Window(VAELearner): ...
 
-and is loaded with ``streamvae run CONFIG --plugin FILE_OR_MODULE`` (or a ``plugins:`` list in the
-YAML). The config is resolved against the learner's own dataclasses (``streamvae.config.resolve``);
-a run records its plugins (as absolute paths) in ``config.yaml`` so that ``--resume`` finds them.
-Plugins are code the user chose to run: they are imported, never read from untrusted run files
-other than the user's own ``config.yaml``.
+and is loaded with ``streamvae run CONFIG --plugin FILE_OR_MODULE``. The config is resolved against
+the learner's own dataclasses (``streamvae.config.resolve``).
+
+Trust: a plugin is code, imported only when the user names it on the command line (``--plugin``) of
+that command. A run records each plugin (the absolute path of a file, or a module name) and the
+sha256 of its file; ``eval`` and ``--resume`` import nothing from the run directory, need the same
+plugin named again and compare it with the record first (:func:`check_plugins`). A ``plugins:``
+list in a YAML says what the config needs; it imports nothing by itself.
 """
 from __future__ import annotations
 
@@ -113,44 +116,166 @@ def load_plugin(spec: str) -> str:
     return spec
 
 
+MAX_PLUGIN_BYTES = 64 << 20  # a plugin file larger than this is not hashed (nor imported)
+
+
+def _is_file_spec(spec: str) -> bool:
+    return spec.endswith(".py") or Path(spec).expanduser().exists()
+
+
+def canonical_plugin(spec: str) -> str:
+    """What a run records for a plugin: the absolute path of a file, or the module name (nothing is imported)."""
+    return str(Path(spec).expanduser().resolve()) if _is_file_spec(spec) else spec
+
+
+def plugin_digest(spec: str) -> str:
+    """The sha256 (hex) of the file a plugin spec imports, without importing it: the ``.py`` file, or a
+    module's source file as ``importlib`` finds it (a package's ``__init__.py``; a dotted name imports
+    its parent packages). ``""`` for a module without a file (a namespace package).
+
+    Raises:
+        ConfigError: the file does not exist, is not a regular file, or the module cannot be found.
+    """
+    from .utils import read_regular
+
+    if _is_file_spec(spec):
+        path = Path(spec).expanduser()
+        where = spec
+    else:
+        try:
+            found = importlib.util.find_spec(spec)
+        except (ImportError, ValueError) as e:
+            raise ConfigError(f"plugin {spec!r} is neither a .py file nor an importable module ({e})") from None
+        if found is None:
+            raise ConfigError(f"plugin {spec!r} is neither a .py file nor an importable module") from None
+        if not found.origin or not found.has_location:
+            return ""
+        path, where = Path(found.origin), f"{spec} ({found.origin})"
+    try:
+        data = read_regular(path, MAX_PLUGIN_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(f"plugin file not found: {where}") from None
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"plugin {where} {e}") from None
+    return hashlib.sha256(data).hexdigest()
+
+
+def _shown(spec: Any) -> str:
+    """A plugin spec read from a file, printable on one line (quoted when it holds odd characters)."""
+    text = str(spec)
+    return text if text.isprintable() and len(text) <= 200 else C._short(text, 200)
+
+
+def _strings(value: Any, what: str, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: {what} must be a list of strings, got {C._short(value)}")
+    return list(value)
+
+
+def check_plugins(recorded: Any, digests: Any, given: Sequence[str], where: str) -> list[str]:
+    """Import the plugins a run was made with, but only as named by the user (``given``: ``--plugin``).
+
+    ``recorded`` and ``digests`` come from the run (its checkpoint: data, never imported); each
+    recorded plugin must be matched by a given one with the same sha256 (with no recorded sha256,
+    written before they were recorded: the same path or module), and every given one must match.
+    Nothing is imported until all match. Returns the recorded specs.
+
+    Raises:
+        ConfigError: one line naming the plugin the run needs (a missing ``--plugin``, a changed file,
+            or a plugin the run does not use).
+    """
+    recorded = _strings(recorded, "plugins", where)
+    digests = _strings(digests, "plugin_sha256", where)
+    digests += [""] * (len(recorded) - len(digests))
+    named = [(g, canonical_plugin(g), plugin_digest(g)) for g in given]  # hashed, not imported
+    unmatched = list(named)
+    for spec, digest in zip(recorded, digests):
+        need = f"plugin {_shown(spec)}" + (f" (sha256 {digest[:16]}...)" if digest else "")
+        match = next((n for n in unmatched if (n[2] == digest if digest else n[1] == spec)), None)
+        if match is None:
+            same_name = next((n for n in unmatched if Path(n[1]).name == Path(spec).name), None)
+            if same_name is not None and digest:
+                raise ConfigError(f"{where} was made with {need}, but --plugin {same_name[0]} has sha256 "
+                                  f"{same_name[2][:16]}...: the plugin changed since; name the file the run was "
+                                  "made with")
+            raise ConfigError(f"{where} was made with {need}; name it with --plugin FILE_OR_MODULE (code is "
+                              "imported only from what the command line names, never from a run directory)")
+        unmatched.remove(match)
+    if unmatched:
+        extra = ", ".join(n[0] for n in unmatched)
+        made = "plugins " + ", ".join(map(_shown, recorded)) if recorded else "no plugin"
+        raise ConfigError(f"{where} was made with {made}; --plugin {extra} is not one of them: leave it out")
+    for g, _, _ in named:
+        load_plugin(g)
+    return recorded
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
                 plugins: Sequence[str] = ()) -> C.RunConfig:
     """Load a YAML config for its learner: plugins, budget preset, then the ``--set`` overrides.
 
+    ``plugins`` (the command line's ``--plugin``) are the only code imported. A ``plugins:`` list in
+    the YAML (or in a file it includes) says which plugins the config needs; each must be named in
+    ``plugins`` too (a YAML may come from someone else: it never imports code by itself). The run
+    records each plugin's path (or module) and the sha256 of its file.
+
     Raises:
-        ConfigError: unknown learner, key or budget, wrong type, invalid value, unreadable file.
+        ConfigError: unknown learner, key or budget, wrong type, invalid value, unreadable file, a
+            plugin the YAML lists but the command line does not name.
     """
     raw = C.read_yaml(path) if path is not None else {}
-    listed = raw.pop("plugins", None) or []
-    if not isinstance(listed, list):
-        raise ConfigError(f"{path}: plugins must be a list of files or modules")
+    label = str(path) if path is not None else "<defaults>"
+    listed = _strings(raw.pop("plugins", None), "plugins", label)
+    listed_digests = _strings(raw.pop("plugin_sha256", None), "plugin_sha256", label)
+    listed_digests += [""] * (len(listed) - len(listed_digests))
     base = Path(path).parent if path is not None else Path(".")
-    # plugin files listed in a YAML are relative to that file; --plugin ones to the working directory
-    specs = [load_plugin(str(base / p) if str(p).endswith(".py") else str(p)) for p in listed]
-    specs += [load_plugin(p) for p in plugins]
-    cfg = C.resolve(raw, overrides, get_learner, label=str(path) if path is not None else "<defaults>")
+    named = [(canonical_plugin(p), plugin_digest(p)) for p in plugins]  # hashed, not imported yet
+    for p, digest in zip(listed, listed_digests):
+        # plugin files listed in a YAML are relative to that file; --plugin ones to the working directory
+        spec = str((base / p).expanduser().resolve()) if p.endswith(".py") else p
+        if not any(n == spec or (digest and d == digest) for n, d in named):
+            raise ConfigError(f"{label} lists plugin {_shown(spec)}; streamvae imports code only from what the "
+                              f"command line names: add --plugin {_shown(spec)}")
+    specs = [load_plugin(p) for p in plugins]
+    cfg = C.resolve(raw, overrides, get_learner, label=label)
     check_datasets(cfg.stream)  # names only: nothing is read
-    return C._apply(cfg, "plugins", list(dict.fromkeys(specs)))
+    order = list(dict.fromkeys(specs))
+    digest_of = dict(zip((n for n, _ in named), (d for _, d in named)))
+    cfg = C._apply(cfg, "plugins", order)
+    return C._apply(cfg, "plugin_sha256", [digest_of.get(s, "") for s in order])
 
 
 def from_dict(d: dict, overrides: list[str] | tuple[str, ...] = ()) -> C.RunConfig:
-    """Rebuild a resolved config (``to_dict`` output: a checkpoint's or a run's ``config.yaml``)."""
+    """Rebuild a resolved config (``to_dict`` output: a checkpoint's or a run's ``config.yaml``).
+
+    Pure data: the ``plugins`` it names are not imported (:func:`check_plugins` does that, for
+    plugins the user names); a learner from a plugin that is not loaded is a ConfigError."""
     d = dict(d)
-    for p in d.get("plugins") or []:
-        load_plugin(str(p))
     d.pop("budgets", None)
     budget = d.get("budget", "paper")  # already applied: do not apply a preset again
     cfg = C.resolve({**d, "budget": "paper"}, overrides, get_learner, label="<resolved config>")
     return C._apply(cfg, "budget", budget)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a run's config.yaml larger than this is refused
+
+
 def load_resolved(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> C.RunConfig:
-    """Load a run directory's resolved ``config.yaml`` (budget already applied) plus overrides."""
+    """Load a run directory's resolved ``config.yaml`` (budget already applied) plus overrides: a
+    regular file (never a link out of the run directory, a FIFO or a device), read as data."""
+    from .utils import read_regular
+
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw = yaml.safe_load(read_regular(path, MAX_CONFIG_BYTES, follow_symlinks=False).decode("utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path} is missing: is this a streamvae run directory?") from None
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a readable config: not UTF-8 text") from None
+    except ValueError as e:  # read_regular's reason: a link, a FIFO, a device, too large
+        raise ConfigError(f"{path} {e}; a run's config.yaml must be a regular file") from None
+    except (yaml.YAMLError, OSError, RecursionError) as e:
         raise ConfigError(f"{path} is not a readable config: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of config sections")
@@ -158,4 +283,4 @@ def load_resolved(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
 
 __all__ = ["register_learner", "get_learner", "learner_names", "load_plugin", "load_config", "from_dict",
-           "load_resolved", "default_config"]
+           "load_resolved", "default_config", "check_plugins", "plugin_digest", "canonical_plugin"]

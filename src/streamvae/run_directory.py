@@ -96,6 +96,7 @@ class RunDirectory:
             write_jsonl(metrics, [r for r in read_jsonl(metrics) if r["arrival"] <= start and not r.get("final")])
             write_jsonl(train, [r for r in read_train_log(train) if r["arrival"] <= start])
         else:
+            rundir.refuse_existing_run(self.path)  # a run started beside this one may have finished meanwhile
             atomic_write_text(self.path / "config.yaml", C.to_yaml(self.cfg))
             write_jsonl(metrics, [])
             write_jsonl(train, [])

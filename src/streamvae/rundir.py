@@ -2,7 +2,9 @@
 
 * **Lock.** A run holds ``RUN_DIR/.lock`` with ``fcntl.flock`` for its whole life; a second writer
   fails at once with one line naming the directory. The kernel drops the lock when the process
-  dies (even on SIGKILL), so a stale lock file never blocks anyone.
+  dies (even on SIGKILL), so a stale lock file never blocks anyone; a run that ends removes the
+  file (under the lock). A new run checks again under the lock that the directory holds no run
+  (:func:`refuse_existing_run`): a run started beside it may have finished meanwhile.
 * **Leftovers.** Temporary files of atomic writes (``.NAME.*.tmp``) that a kill left behind are
   removed when the run starts or resumes; a directory that a failed start created and left empty
   (nothing but the lock file) is removed.
@@ -10,13 +12,15 @@
   ``config.yaml`` may differ only in run-environment fields (:data:`ENV_FIELDS`); any other edit is
   refused, or, with ``--accept-config-change``, applied from the resume point on and recorded
   (``config-changes.jsonl`` and ``results.json``). Fields that define the stream, the model or the
-  memories (:data:`FIXED_FIELDS`) can never change on resume.
+  memories (:data:`FIXED_FIELDS`) can never change on resume. Nothing in the run directory is
+  imported: a run made with plugins needs them named again with ``--plugin`` (compared by sha256).
 
     with RunDirLock(run_dir):      # ConfigError when another process writes there
         remove_temp_files(run_dir)
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -29,38 +33,83 @@ LOCK_NAME = ".lock"
 # fields of config.yaml that describe where and how the run executes, not what it computes
 ENV_FIELDS = ("kernels", "threads", "progress", "tensorboard", "out_dir", "device")
 # prefixes that fix the stream, the model and the memories: a change would make the checkpoint meaningless
-FIXED_FIELDS = ("seed", "stream.", "model.", "memory.", "learner.name", "plugins")
+FIXED_FIELDS = ("seed", "stream.", "model.", "memory.", "learner.name", "plugins", "plugin_sha256")
 CHANGES_NAME = "config-changes.jsonl"
 
 
 class RunDirLock:
-    """``fcntl.flock`` on ``RUN_DIR/.lock`` while the run writes to the directory (a context manager)."""
+    """``fcntl.flock`` on ``RUN_DIR/.lock`` while the run writes to the directory (a context manager).
+
+    On exit the lock file is removed while still locked, so a finished (or failed) run leaves no
+    ``.lock`` behind; only a killed writer does, and that one blocks nobody. Whoever acquires the lock checks that the file it locked is still the one at
+    ``RUN_DIR/.lock`` (and tries again when it was removed meanwhile), so two writers can never both
+    hold it. A ``.lock`` that is a link, a FIFO or a device is refused, never opened for reading.
+    """
 
     def __init__(self, run_dir: str | Path):
         self.path = Path(run_dir) / LOCK_NAME
         self.fd: int | None = None
 
+    def _open(self) -> int:
+        import stat
+
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as e:
+            if self.path.is_symlink():
+                raise ConfigError(f"{self.path} is a symbolic link, not a lock file; remove it") from None
+            raise e
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ConfigError(f"{self.path} is not a regular file (a FIFO or device?); remove it")
+        return fd
+
     def __enter__(self) -> "RunDirLock":
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # BlockingIOError: held by a live process
-            owner = os.read(fd, 64).decode(errors="replace").strip()
+        while True:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # BlockingIOError: held by a live process
+                owner = os.read(fd, 64).decode(errors="replace").strip()
+                os.close(fd)
+                who = f" (pid {owner})" if owner.isdigit() else ""
+                raise ConfigError(f"{self.path.parent} is in use by another streamvae run{who}; wait for it to "
+                                  "finish or choose another --out") from None
+            try:  # the holder before us may have removed the file as it finished: lock the current one
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path, follow_symlinks=False))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            who = f" (pid {owner})" if owner.isdigit() else ""
-            raise ConfigError(f"{self.path.parent} is in use by another streamvae run{who}; wait for it to "
-                              "finish or choose another --out") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self.fd = fd
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.fd is None:
+            return
+        try:  # no lock file left behind (removed while still held; only a killed writer leaves one)
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.fstat(self.fd), os.stat(self.path, follow_symlinks=False)):
+                    os.unlink(self.path)
+        finally:
             os.close(self.fd)  # closing the descriptor releases the lock
             self.fd = None
+
+
+def refuse_existing_run(run_dir: str | Path) -> None:
+    """A new run (not ``--resume``) must not replace one: called under the lock, where no other writer
+    can be finishing one meanwhile (the check before the lock can be overtaken by a run started at the
+    same time)."""
+    run_dir = Path(run_dir)
+    for name in ("results.json", "checkpoint.pt"):
+        if os.path.lexists(run_dir / name):
+            raise ConfigError(f"{run_dir} already holds a run ({name}); use --resume {run_dir} or another --out")
 
 
 def remove_temp_files(run_dir: str | Path) -> list[str]:
@@ -143,17 +192,22 @@ def saved_config(ckpt: dict, path: str | Path) -> dict:
 
 
 def resume_config(run_dir: str | Path, ckpt: dict, accept: bool = False,
-                  overrides: list[str] | tuple[str, ...] = ()) -> C.RunConfig:
+                  overrides: list[str] | tuple[str, ...] = (), plugins: list[str] | tuple[str, ...] = ()
+                  ) -> C.RunConfig:
     """The configuration to continue (or re-evaluate) a run with: the checkpoint's, with the
     run-environment fields of ``config.yaml``; with ``accept`` an edited ``config.yaml`` as it is.
 
-    Plugins are imported only from ``config.yaml`` (the user's own file), never because a checkpoint
-    names them: a checkpoint that names other plugins is refused.
+    Nothing in the run directory is imported: ``config.yaml`` and the checkpoint are data. A run made
+    with plugins needs the same plugins named again in ``plugins`` (the command line's ``--plugin``);
+    they are compared with what the checkpoint records (path or module and sha256 of the file) before
+    any is imported, and a missing or different plugin is one ConfigError naming the plugin the run
+    needs (:func:`streamvae.registry.check_plugins`).
     """
     from . import registry
 
     run_dir = Path(run_dir)
     saved = saved_config(ckpt, run_dir / "checkpoint.pt")
+    registry.check_plugins(saved.get("plugins"), saved.get("plugin_sha256"), plugins, str(run_dir))
     edited = registry.load_resolved(run_dir / "config.yaml", overrides)
     current = C.to_dict(edited)
     changes = config_changes(saved, current)
@@ -178,5 +232,5 @@ def record_changes(run_dir: str | Path, arrival: int, changes: dict[str, list]) 
     return entry
 
 
-__all__ = ["RunDirLock", "remove_temp_files", "remove_if_empty", "is_finished", "config_changes", "check_changes",
+__all__ = ["RunDirLock", "refuse_existing_run", "remove_temp_files", "remove_if_empty", "is_finished", "config_changes", "check_changes",
            "resume_config", "record_changes", "saved_config", "ENV_FIELDS", "FIXED_FIELDS"]

@@ -205,12 +205,18 @@ def mismatch(spec: RunSpec, run_dir: Path) -> str | None:
     path = run_dir / "config.yaml"
     if not path.exists() or not spec.expected:
         return None
+    from .registry import default_config
+    from .utils import read_regular
+
     try:
-        have = identity(yaml.safe_load(path.read_text()) or {})
-    except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
+        have = identity(yaml.safe_load(read_regular(path, 1 << 20, follow_symlinks=False)) or {})
+    except (yaml.YAMLError, OSError, ValueError, AttributeError, RecursionError):  # ValueError: not a regular file
         return f"{path} is unreadable"
     flat_have, flat_want = flatten(have), flatten(spec.expected)
-    diff = sorted(k for k in set(flat_have) | set(flat_want) if flat_have.get(k) != flat_want.get(k))
+    # a field added since the run was made, at its default, is no difference (the run behaves so)
+    defaults = default_config(str(flat_want.get("learner.name", ""))) or {}
+    diff = sorted(k for k in set(flat_have) | set(flat_want) if flat_have.get(k) != flat_want.get(k)
+                  and not (k not in flat_have and k in defaults and flat_want[k] == defaults[k]))
     if not diff:
         return None
     shown = ", ".join(f"{k}: {flat_have.get(k, '-')!r} there, {flat_want.get(k, '-')!r} here" for k in diff[:3])
@@ -223,15 +229,15 @@ def command(spec: RunSpec, run_dir: Path, threads: int, data_root: str | None = 
             plugins: Sequence[str] = (), resume: bool = False) -> list[str]:
     """The ``streamvae run`` command line of one run (``--resume`` when a checkpoint is there)."""
     argv = [sys.executable, "-m", "streamvae.cli", "run"]
-    if resume:  # the run's own config.yaml (threads included) is used again
+    if resume:  # the run's own config.yaml (threads included) is used again; plugins are named again
         argv += ["--resume", str(run_dir)]
     else:
         argv.append(spec.config)
         for o in (*spec.overrides, f"threads={threads}"):
             argv += ["--set", o]
-        for p in plugins:
-            argv += ["--plugin", p]
         argv += ["--no-progress", "--out", str(run_dir)]
+    for p in plugins:
+        argv += ["--plugin", p]
     if data_root:
         argv += ["--data-root", str(Path(data_root).resolve())]
     return argv
@@ -503,6 +509,7 @@ def run_sweep(configs: Sequence[str], out: str | Path, seeds: int = 1, first_see
     except KeyboardInterrupt:
         interrupted = True
     md, csv_path = write_summary(out, specs, outcomes)
+    damaged = damaged_results(out, specs)
     failed = [o for o in outcomes if o["status"] == "failed"]
     stopped = [o for o in outcomes if o["status"] in ("interrupted", "not started")]
     print(f"sweep: {sum(o['status'] in ('finished', 'skipped') for o in outcomes)} of {n} runs done, "
@@ -510,9 +517,24 @@ def run_sweep(configs: Sequence[str], out: str | Path, seeds: int = 1, first_see
     for o in failed:
         print(f"  failed: {o['job']['name']}: {o.get('message') or _last_line(o['log'])}"
               + (f" (log: {o['log']})" if o.get("log") else ""), file=sys.stderr)
+    for line in damaged:  # counted as missing in the summary; named here, one line each
+        print(f"  damaged: {line}", file=sys.stderr)
     if interrupted or stopped:
         return 130
-    return 1 if failed else 0
+    return 1 if failed or damaged else 0
+
+
+def damaged_results(out: Path, specs: Sequence[RunSpec]) -> list[str]:
+    """One line for each run whose ``results.json`` exists but is not what a run writes."""
+    from .report.runs import ReportError, read_results
+
+    lines = []
+    for spec in specs:
+        try:
+            read_results(out / spec.name / "results.json")
+        except ReportError as e:
+            lines.append(str(e))
+    return lines
 
 
 def _print_outcome(outcome: dict, i: int, n: int) -> None:
@@ -520,9 +542,11 @@ def _print_outcome(outcome: dict, i: int, n: int) -> None:
     status = outcome["status"]
     text = f"[{i}/{n}] {outcome['job']['name']}: {status}"
     if status in ("finished", "skipped") and (run_dir / "results.json").exists():
+        from .report.runs import ReportError, read_results
+
         try:
-            text += "  " + headline(json.loads((run_dir / "results.json").read_text()))
-        except (OSError, ValueError, KeyError, TypeError):
+            text += "  " + headline(read_results(run_dir / "results.json") or {})
+        except (ReportError, KeyError, TypeError, ValueError):  # damaged: named once, after the summary
             pass
     if status != "skipped":
         text += f"  {outcome.get('wall_s', 0.0):.1f} s"
@@ -546,6 +570,7 @@ def summary_table(out: Path, specs: Sequence[RunSpec], outcomes: Sequence[dict] 
 
     Reads each run's ``results.json``; runs without one (failed, interrupted) are counted, not averaged.
     """
+    from .report.runs import ReportError, read_results
     from .report.tables import headline_metrics, mean_std
 
     status = {o["job"]["name"]: o["status"] for o in outcomes}
@@ -557,11 +582,14 @@ def summary_table(out: Path, specs: Sequence[RunSpec], outcomes: Sequence[dict] 
         values: dict[str, list[float]] = {}
         seeds, missing = [], []
         for spec in members:
-            path = out / spec.name / "results.json"
             try:
-                results = json.loads(path.read_text())
-            except (OSError, ValueError):
-                missing.append(f"{spec.seed} ({status.get(spec.name, 'not run')})")
+                results = read_results(out / spec.name / "results.json")  # checked: a damaged file is named
+            except ReportError as e:
+                results, why = None, f"damaged: {e}"
+            else:
+                why = status.get(spec.name, "not run")
+            if results is None:
+                missing.append(f"{spec.seed} ({why})")
                 continue
             seeds.append(spec.seed)
             for k, v in headline_metrics(results).items():

@@ -1,6 +1,7 @@
 """Small shared helpers: atomic file writes, checkpoints, JSON lines, image grids."""
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -25,21 +26,103 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "streamvae"
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, hence the /proc path first)
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """fsync a directory, so that a rename into it survives a power cut (no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a directory: the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
+    """Write to a temp file in the same folder, fsync, rename, fsync the folder: readers never see half a
+    file, and the file has the mode an ordinary ``open`` would give it (0666 less the umask, e.g. 0644).
+
+    Raises:
+        OSError: with the destination as its file name (a full disk names the file being written).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600: group and others could not read the run
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        fsync_dir(path.parent)
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename in (None, tmp):  # write/fsync errors carry no name
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
         raise
+
+
+def read_regular(path: str | Path, limit: int, follow_symlinks: bool = True) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    Opened without blocking (a FIFO never hangs the reader) and, with ``follow_symlinks=False``,
+    without following a symbolic link (a run directory's file never leads outside it).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: a one-line reason (a link, a FIFO or device, a directory, too large).
+    """
+    import stat
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+        if os.path.islink(path):  # O_NOFOLLOW's ELOOP says less
+            raise ValueError("is a symbolic link, not a regular file")
+    try:
+        fd = os.open(path, flags)
+    except IsADirectoryError:
+        raise ValueError("is a directory, not a file") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ValueError("is a symbolic link, not a regular file") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ValueError("is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+            raise ValueError(f"is {kind}, not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"is {st.st_size:,} bytes, more than the {limit:,} allowed")
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:  # grew while we read
+                raise ValueError(f"is more than the {limit:,} bytes allowed")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -88,19 +171,35 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
+MAX_LOG_BYTES = 1 << 30  # a run's JSON-lines file larger than this is refused, not read into memory
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
+    """The rows of a JSON-lines file (``[]`` when it does not exist); each row must be a JSON object.
+
+    Raises:
+        StreamVAEError: one line naming the file (and the line) when it is damaged, not a regular
+            file, or a row is not an object.
+    """
+    from .errors import StreamVAEError
+
     path = Path(path)
-    if not path.exists():
+    try:
+        text = read_regular(path, MAX_LOG_BYTES, follow_symlinks=False).decode("utf-8", errors="replace")
+    except FileNotFoundError:
         return []
+    except ValueError as e:
+        raise StreamVAEError(f"{path} {e}") from None
     rows = []
-    for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+    for i, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
-            except ValueError as e:  # edited or damaged by hand: one line naming the place
-                from .errors import StreamVAEError
-
+                row = json.loads(line)
+            except (ValueError, RecursionError) as e:  # edited or damaged by hand: one line naming the place
                 raise StreamVAEError(f"{path}: line {i} is not JSON ({getattr(e, 'msg', e)}); the file is damaged") from None
+            if not isinstance(row, dict):
+                raise StreamVAEError(f"{path}: line {i} is a JSON {type(row).__name__}, not an object; the file is damaged")
+            rows.append(row)
     return rows
 
 

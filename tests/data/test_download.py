@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import os
 import pickle
 import socket
 import struct
@@ -259,3 +260,67 @@ def test_data_fetch_places_a_dataset_under_the_data_root(server, tmp_path, monke
     assert main(["data", "fetch", "mnist", "--data-root", str(root)]) == 0  # already there: nothing fetched
     assert "mnist: found in" in capsys.readouterr().out
     assert main(["data", "fetch"]) == 2 and main(["data", "fetch", "nope"]) == 2
+
+
+def _mnist_served_with_digests(server, monkeypatch):
+    base, served = server
+    blobs, _ = _serve_mnist(served)
+    spec = datasets.DATASETS["mnist"]
+    remote = tuple(dataclasses.replace(r, md5=None, sha256=hashlib.sha256(blobs[r.name]).hexdigest())
+                   for r in spec.remote)
+    monkeypatch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(spec, mirrors=(base,), remote=remote))
+    return blobs
+
+
+def test_fetch_verifies_its_cache_and_repairs_a_truncated_file(server, tmp_path, monkeypatch, capsys):
+    """Was: a truncated cached file was reported "found" and never checked again, though its digest is known;
+    a stale .part of a killed download stayed."""
+    from streamvae.cli import main
+
+    blobs = _mnist_served_with_digests(server, monkeypatch)
+    assert main(["data", "fetch", "mnist"]) == 0
+    cache = tmp_path / "cache" / "mnist"
+    damaged = cache / "train-images-idx3-ubyte.gz"
+    damaged.write_bytes(blobs[damaged.name][: len(blobs[damaged.name]) // 2])  # a kill during an old copy
+    stale = cache / ".t10k-images-idx3-ubyte.gz.x81k2.part"
+    stale.write_bytes(b"half a download")
+    os.utime(stale, (1, 1))  # untouched for decades: no download is writing it
+    fresh = cache / ".t10k-labels-idx1-ubyte.gz.q0.part"
+    fresh.write_bytes(b"a download in progress")
+    capsys.readouterr()
+    assert main(["data", "fetch", "mnist"]) == 0
+    assert f"mnist: repaired in {cache}" in capsys.readouterr().out
+    assert damaged.read_bytes() == blobs[damaged.name]
+    assert not stale.exists() and fresh.exists()  # only the stale one
+    assert main(["data", "fetch", "mnist"]) == 0 and "mnist: found in" in capsys.readouterr().out
+
+
+def test_data_list_says_no_for_a_truncated_gzip(tmp_path, capsys):
+    """Was: ``available yes`` for a truncated gzip (only the file names were looked at)."""
+    from streamvae.cli import main
+
+    from ..conftest import write_fashion_root
+
+    root = write_fashion_root(tmp_path / "data")
+    victim = root / "fashion-mnist" / "t10k-images-idx3-ubyte.gz"
+    assert main(["data", "list", "--data-root", str(root)]) == 0
+    assert [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("fashion ")][0].split()[1] == "yes"
+    victim.write_bytes(victim.read_bytes()[:-40])  # the end of the deflate stream and its CRC are gone
+    assert main(["data", "list", "--data-root", str(root)]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("fashion ")][0]
+    assert line.split()[1] == "no" and "damaged" in line and "t10k-images-idx3-ubyte.gz is truncated" in line
+
+
+def test_fetch_names_damaged_files_it_does_not_manage(tmp_path, monkeypatch, capsys):
+    """A damaged system copy (here: a folder standing for Debian's) is named, never overwritten."""
+    from streamvae.cli import main
+
+    from ..conftest import write_fashion_root
+
+    system = write_fashion_root(tmp_path / "system") / "fashion-mnist"
+    monkeypatch.setattr(datasets, "SYSTEM_DIRS", {"fashion": (str(system),)})
+    victim = system / "train-labels-idx1-ubyte.gz"
+    victim.write_bytes(victim.read_bytes()[:-40])
+    assert main(["data", "fetch", "fashion"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train-labels-idx1-ubyte.gz is truncated" in err[0] and str(system) in err[0]

@@ -475,17 +475,96 @@ def load_dataset(
     return images, labels
 
 
+STALE_PART_S = 600  # a download's ``.part`` file untouched for this long was left by a killed fetch
+
+
+def _digests(spec: DatasetSpec) -> dict[str, RemoteFile]:
+    """The published checksums by file name (the files as downloaded, e.g. ``train-images-idx3-ubyte.gz``)."""
+    return {r.name: r for r in spec.remote if not r.archive and (r.md5 or r.sha256)}
+
+
+def _gzip_intact(path: Path) -> str | None:
+    """None when ``path`` is not gzip or is a whole gzip stream (its CRC checked); else the reason."""
+    import gzip
+    import zlib
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"\x1f\x8b":
+                return None
+        with gzip.open(path, "rb") as g:
+            while g.read(1 << 20):
+                pass
+    except (OSError, EOFError, zlib.error) as e:
+        return f"{path.name} is truncated or corrupt ({e})"
+    return None
+
+
+def check_files(name: str, folder: str | Path, verify_digests: bool = True) -> list[str]:
+    """What is wrong with the dataset's files in ``folder`` (one reason each; ``[]`` when they are whole):
+    gzip files are read to their end (a truncated one fails its CRC), and with ``verify_digests`` a file
+    that has a published checksum (a file as downloaded) must match it."""
+    spec = _spec(name)
+    folder = Path(folder)
+    published = _digests(spec) if verify_digests else {}
+    problems = []
+    for rel in dict.fromkeys(rel for s in SPLITS for rel in spec.files(s)):
+        path = _resolve_file(spec, folder, rel)
+        if path is None:
+            continue
+        remote = published.get(path.name)
+        if remote is not None:
+            algorithm, want = ("sha256", remote.sha256) if remote.sha256 else ("md5", remote.md5)
+            if _dl.file_digest(path, algorithm) != want:
+                problems.append(f"{path.name} does not match its published {algorithm} (truncated or corrupt)")
+                continue
+        reason = _gzip_intact(path)
+        if reason:
+            problems.append(reason)
+    return problems
+
+
+def _remove_stale_parts(folder: Path) -> list[str]:
+    """Delete ``.NAME.*.part`` files of downloads killed mid-way (untouched for :data:`STALE_PART_S`)."""
+    import time
+
+    removed = []
+    for p in folder.glob(".*.part") if folder.is_dir() else []:
+        try:
+            if p.is_file() and time.time() - p.stat().st_mtime > STALE_PART_S:
+                p.unlink()
+                removed.append(p.name)
+        except OSError:
+            pass
+    return removed
+
+
 def fetch(name: str, data_root: str | Path | None = None, *, allow_unverified: bool = False) -> tuple[Path, str]:
     """Make ``name`` available for both splits: download (checksums verified) what is missing into
     ``data_root/<folder>`` when a data root is given, else into the user cache. Returns
-    ``(folder, "found" | "downloaded")``; a dataset already present anywhere the readers look is left
-    alone."""
+    ``(folder, "found" | "downloaded" | "repaired")``. Files already present are checked first
+    (:func:`check_files`): damaged ones in the cache (which fetch fills) are deleted and downloaded
+    again; damaged ones elsewhere (a data root, a system package) are a DataError naming them, never
+    deleted. Stale ``.part`` files of killed downloads are removed."""
     spec = _spec(name)
-    folder, _source = locate(name, data_root)
-    if folder is not None and not _missing(spec, folder, None):
-        return folder, "found"
     root = data_root_dir(data_root) if data_root is not None else None
     dest = (root / spec.folder) if root is not None else None
+    _remove_stale_parts(dest if dest is not None else cache_dir() / spec.folder)
+    folder, source = locate(name, data_root)
+    repaired = False
+    if folder is not None and not _missing(spec, folder, None):
+        problems = check_files(name, folder, verify_digests=source == "cache")
+        if not problems:
+            return folder, "found"
+        if source != "cache":  # files someone placed: named, never deleted
+            raise DataError(f"dataset {name!r} in {folder} ({source}) is damaged: {'; '.join(problems)}; "
+                            "replace those files, or delete them and fetch again")
+        for rel in dict.fromkeys(rel for s in SPLITS for rel in spec.files(s)):  # delete, then download again
+            path = _resolve_file(spec, folder, rel)
+            if path is not None and any(p.startswith(path.name + " ") for p in problems):
+                path.unlink()
+        repaired = True
+        folder = None
     present: list[Path] = []
     for split in SPLITS:
         found, _ = locate(name, data_root, split=split)
@@ -495,18 +574,28 @@ def fetch(name: str, data_root: str | Path | None = None, *, allow_unverified: b
             present.append(found)
     if folder is None:  # every split is present, but no one folder holds both: nothing was downloaded
         return present[0], "found"
-    return folder, "downloaded"
+    problems = check_files(name, folder)
+    if problems:
+        raise DataError(f"dataset {name!r} in {folder} is still damaged after downloading: {'; '.join(problems)}")
+    return folder, "repaired" if repaired else "downloaded"
 
 
 def dataset_table(data_root: str | Path | None = None) -> list[dict]:
-    """One row per registered dataset: name, available (both splits), source, path (str or None)."""
+    """One row per registered dataset: name, available (both splits, files whole), source, path (str or
+    None), and, for a dataset found but damaged, ``problem`` (a truncated or corrupt file)."""
     rows = []
     for name in DATASETS:
         folder, source = locate(name, data_root)
-        rows.append({
+        # published digests are those of the files as downloaded: checked in the cache (where fetch puts
+        # them); elsewhere files may be recompressed (Debian) or placed raw, and their gzip CRC is checked
+        problems = check_files(name, folder, verify_digests=source == "cache") if folder is not None else []
+        row = {
             "name": name,
-            "available": folder is not None,
-            "source": source,
+            "available": folder is not None and not problems,
+            "source": source if not problems else f"{source}, damaged",
             "path": str(folder) if folder is not None else None,
-        })
+        }
+        if problems:
+            row["problem"] = "; ".join(problems)
+        rows.append(row)
     return rows

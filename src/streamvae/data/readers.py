@@ -84,7 +84,7 @@ def _gunzip(raw: bytes, limit: int, path: Path, what: str) -> bytes:
         if data.strip(b"\x00") and len(out) <= limit and data[:2] != _GZIP_MAGIC:
             raise OSError("trailing garbage after the gzip data")
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); expected a gzipped {what}") from None
+        raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); expected gzip data holding {what}") from None
     return bytes(out[: limit + 1])
 
 

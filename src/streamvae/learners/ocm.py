@@ -148,6 +148,15 @@ class OCM(VAELearner):
         events = (t * b) // (m.stm_capacity + b)
         return min(t * b, m.stm_capacity) // 2 + min(b + events * m.max_per_event // 2, m.ltm_capacity)
 
+    def min_steps_per_arrival(self) -> int | None:
+        # STM + LTM can never fill a minibatch: no step, ever (else unknown: the first arrivals may take none).
+        # Before a pass the STM holds at most stm_capacity + one batch (an event empties it once it holds
+        # more); the LTM the first batch, or up to ltm_capacity - 1 plus one event's additions
+        c, m = self.cfg, self.cfg.memory
+        b = c.stream.batch_size
+        most = m.stm_capacity + b + max(b, m.ltm_capacity - 1 + m.max_per_event)
+        return 0 if most < c.learner.minibatch else None
+
     def components(self) -> list[torch.nn.Module]:
         return list(self.model.components)
 

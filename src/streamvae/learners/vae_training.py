@@ -106,6 +106,9 @@ class VAELearner(Learner):
             return float("nan")
         mean = float(torch.stack(losses).mean())
         if not math.isfinite(mean):
-            raise TrainingError(f"non-finite loss ({mean}) at arrival {self.arrivals}, step {self.steps}; "
-                                f"try a lower learner.lr (now {c.lr})")
+            m = self.cfg.model
+            tiny_std = getattr(m, "likelihood", "") == "gaussian" and m.gaussian_std < 1e-2  # (x - mean)^2 / 2std^2 overflows
+            advice = (f"model.gaussian_std={m.gaussian_std} is too small for the Gaussian likelihood: raise it"
+                      if tiny_std else f"try a lower learner.lr (now {c.lr})")
+            raise TrainingError(f"non-finite loss ({mean}) at arrival {self.arrivals}, step {self.steps}; {advice}")
         return mean

@@ -324,10 +324,9 @@ def plot_grid(run: Run, png, title: str) -> Figure:
     """
     import textwrap
 
-    from PIL import Image
+    from .runs import load_png
 
-    with Image.open(png) as im:
-        pixels = np.asarray(im.convert("L") if im.mode in ("L", "1", "I", "F") else im.convert("RGB"))
+    pixels = load_png(png)  # a regular PNG file inside the run directory, of a bounded size, or ReportError
     h, w = pixels.shape[:2]
     width = float(np.clip(w * 2.5 / 100, 6.0, 11.0))  # inches at 100 dpi
     height = width * h / w

@@ -131,22 +131,32 @@ class Document:
         return "\n".join(out) + "\n"
 
     def to_markdown(self) -> str:
+        """The page as Markdown. Text from the runs (names, labels, paths, config text) is escaped: no raw
+        HTML passes through, and a newline cannot end a heading, a paragraph or a table row."""
         out = []
         for b in self.blocks:
             if b[0] == "h":
-                out.append("#" * b[1] + " " + b[2])
+                out.append("#" * b[1] + " " + md_text(b[2]))
             elif b[0] == "p":
-                out.append(f"> {b[1]}" if b[2] else b[1])
+                out.append(f"> {md_text(b[1])}" if b[2] else md_text(b[1]))
             elif b[0] == "table":
                 out.append(to_markdown(b[1], b[2]))
             elif b[0] == "links":
-                out.append(f"{b[1]} " + ", ".join(f"[{n}]({n}) ({what})" for n, what in b[2]))
+                out.append(f"{md_text(b[1])} " + ", ".join(f"[{md_text(n)}]({n}) ({md_text(what)})" for n, what in b[2]))
             elif b[0] == "code":
-                out.append(f"<details><summary>{b[2]}</summary>\n\n```yaml\n{b[1].rstrip()}\n```\n\n</details>")
+                text = b[1].rstrip()
+                fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
+                out.append(f"<details><summary>{html.escape(b[2])}</summary>\n\n{fence}yaml\n{text}\n{fence}\n\n"
+                           "</details>")
             elif b[0] == "img":
                 svg = f" ([SVG]({b[3]}))" if b[3] else ""
-                out.append(f"![{b[1]}]({b[1]})\n\n{b[2]}{svg}")
+                out.append(f"![{md_text(b[1])}]({b[1]})\n\n{md_text(b[2])}{svg}")
         return "\n\n".join(out) + "\n"
+
+
+def md_text(text: str) -> str:
+    """Text for Markdown outside code: HTML-escaped (``<img ...>`` shows as text) and on one line."""
+    return html.escape(" ".join(str(text).split()), quote=False)
 
 
 def _slug(text: str) -> str:
@@ -181,7 +191,8 @@ def build_report(runs: list[Run]) -> Document:
                   "task, is the best value at an earlier evaluation point after the task was first seen minus the "
                   "final value (recon_sse: final minus best earlier), averaged over the tasks that have such an "
                   "earlier point (not the last task). Positive means forgotten. The final point may use a larger "
-                  "k than the curve, which raises the bound: forgetting in nats is then an underestimate.",
+                  "k than the curve, which raises the bound: forgetting in nats is then an underestimate. A value marked "
+                  "(!) is NaN or infinite in the run's files: not a result.",
                   note=True)
 
     doc.heading(2, "Compared with the published numbers")
@@ -242,16 +253,11 @@ def build_report(runs: list[Run]) -> Document:
     for run in runs:
         doc.heading(3, run.label)
         doc.table(*config_table(run))
-        config_file = run.path / "config.yaml"
-        if config_file.exists():
-            doc.code(config_file.read_text(), "the resolved configuration (config.yaml)")
-        for png in run.grids():
+        if run.config_text:
+            doc.code(run.config_text, "the resolved configuration (config.yaml)")
+        for png in run.grids():  # each redrawn from its decoded pixels (grids are written atomically)
             caption = GRID_CAPTIONS.get(png.name, f"{png.name} from the run directory")
-            try:
-                fig = plots.plot_grid(run, png, GRID_TITLES.get(png.name, png.name))
-            except OSError:  # not a readable image (a run still writing it): the file as it is
-                doc.image(f"{_slug(run.label)}-{png.name}", png.read_bytes(), f"{run.label}: {caption}")
-                continue
+            fig = plots.plot_grid(run, png, GRID_TITLES.get(png.name, png.name))  # ReportError if not a PNG
             doc.figure(f"{_slug(run.label)}-{png.name}", fig, f"{run.label}: {caption}")
     return doc
 
@@ -259,12 +265,15 @@ def build_report(runs: list[Run]) -> Document:
 def write_report(run_dirs, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.html`` (self-contained) and ``report.md`` + its PNG files into ``out_dir``, with
     every figure also as SVG and the final table as ``final-table.csv`` and ``final-table.tex``."""
+    from ..utils import atomic_write_bytes
+
     runs = load_runs(run_dirs)
     doc = build_report(runs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # atomic writes replace a file of the same name, never write through a link planted there
     for name, data in {**doc.images, **doc.files}.items():
-        (out / name).write_bytes(data)
-    (out / "report.html").write_text(doc.to_html())
-    (out / "report.md").write_text(doc.to_markdown())
+        atomic_write_bytes(out / name, data)
+    atomic_write_bytes(out / "report.html", doc.to_html().encode())
+    atomic_write_bytes(out / "report.md", doc.to_markdown().encode())
     return out / "report.html", out / "report.md"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TypeGuard
 
 from ..evaluation.continual import forgetting, ll_key, results_matrix
-from .runs import Run, SeedGroup, memory_sizes, seed_groups
+from .runs import NonFinite, Run, SeedGroup, memory_sizes, seed_groups
 
 Table = tuple[list[str], list[list]]
 
@@ -76,7 +76,11 @@ def method_name(run: Run) -> str:
 
 
 def fmt(v, digits: int = 2) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    """A cell: ``-`` for None (and a NaN computed here: no value), numbers to ``digits`` decimals; a NaN or
+    infinity read from a run's files (never a valid result) is flagged ``NaN (!)`` / ``inf (!)``."""
+    if isinstance(v, NonFinite):  # read from a run file: flagged, never shown as a result
+        return f"{'NaN' if math.isnan(v) else float(v)} (!)"
+    if v is None or (isinstance(v, float) and math.isnan(v)):  # computed: nothing to show (no earlier point...)
         return "-"
     if isinstance(v, float):
         return f"{v:.{digits}f}"
@@ -109,7 +113,7 @@ def _ll_text(final: dict, variant: str = "") -> str:
     value, key = _ll(final, variant)
     if value is None:
         return "-"
-    return f"{value:.2f}" + ("" if key and key.startswith("ll_iw1000") else f" ({key})")
+    return fmt(value) + ("" if key and key.startswith("ll_iw1000") else f" ({key})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,10 +354,11 @@ def split_columns(header: list[str], rows: list[list], max_columns: int, keep: i
 
 
 def to_markdown(header: list[str], rows: list[list]) -> str:
+    """A Markdown table; cells are HTML-escaped and kept on one line (run names come from files)."""
     def cell(v) -> str:
-        return fmt(v).replace("|", "\\|").replace("\n", " ")
+        return html.escape(" ".join(fmt(v).split()), quote=False).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
 
