@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from . import config as C
-from . import native, precision, rundir, threads
+from . import costs, grids, native, precision, rundir, threads
 from .devices import describe, resolve_device, to_device
 from ._version import __version__
 from .data.streams import Stream
@@ -31,7 +31,7 @@ from .evaluation.fid import feature_classifier
 from .evaluation.probe import probe_metrics, probe_training_set
 from .registry import get_learner
 from .models import build_model
-from .utils import (atomic_write_text, load_checkpoint, read_jsonl, save_checkpoint, save_grid, save_titled_grids,
+from .utils import (atomic_write_text, load_checkpoint, read_jsonl, save_checkpoint, save_titled_grids,
                     write_json, write_jsonl)
 
 
@@ -150,22 +150,28 @@ def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int
 
 
 def save_grids(cfg: C.RunConfig, learner, stream: Stream, test, run_dir: Path) -> None:
-    """samples.png (one block of rows per component), reconstructions.png (original | reconstruction)."""
+    """samples.png (one labelled row per component), reconstructions.png (input rows above their reconstructions)."""
     shape = stream.shape
     components = learner.components()
     g = torch.Generator(device=learner.device).manual_seed(cfg.seed + 99)
     n = cfg.eval.grid
     per = max(8, n // len(components)) if len(components) > 1 else n
-    samples = torch.cat([c.sample(per, g) for c in components])
-    save_grid(run_dir / "samples.png", samples.cpu(), shape, nrow=8 if len(components) > 1 else None)
+    samples = [c.sample(per, g).cpu() for c in components]
+    title = f"samples: {cfg.learner.name}, {cfg.name}, budget {cfg.budget}" + (
+        ", one row per component" if len(components) > 1 else "")
+    rows = grids.sample_rows(samples, grids.final_shares(run_dir), grids.component_steps(run_dir, len(components)),
+                             learner.steps)
+    grids.save_labelled_rows(run_dir / "samples.png", title, rows, shape)
     idx = torch.randperm(len(test.x), generator=g, device=learner.device)[: n // 2]
     x = test.x.to(learner.device)[idx]
     # the component that explains each image best reconstructs it (models without an ELBO, such as
     # the VAE-GAN, have one component)
     best = learner.model.assign(x, 10, g) if len(components) > 1 else torch.zeros(len(x), dtype=torch.long)
     recon = torch.stack([components[int(j)].reconstruct(x[i:i + 1])[0] for i, j in enumerate(best)])
-    pairs = torch.stack([x, recon], 1).reshape(-1, x.shape[1])  # original, reconstruction
-    save_grid(run_dir / "reconstructions.png", pairs.cpu(), shape, nrow=16)
+    rows = [(label, images[i:i + 16].cpu()) for i in range(0, len(x), 16)
+            for label, images in (("input", x), ("reconstruction", recon))]  # each input row above its reconstructions
+    grids.save_labelled_rows(run_dir / "reconstructions.png", f"reconstructions: {cfg.learner.name}, test images "
+                             "(each by the component that explains it best)", rows, shape)
 
 
 def save_memory_grid(cfg: C.RunConfig, learner, stream: Stream, run_dir: Path) -> None:
@@ -198,8 +204,7 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
         raise ConfigError(f"{run_dir} is a file, not a run directory; choose another --out")
     threads_at_start = torch.get_num_threads()
     stream, learner = build(cfg, data_root)  # before the directory exists: a failed start leaves nothing
-    if cfg.progress:
-        print(banner(cfg, stream, learner, run_dir, resume), file=sys.stderr, flush=True)
+    print(banner(cfg, stream, learner, run_dir, resume), file=sys.stderr, flush=True)  # also with --no-progress
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -439,35 +444,6 @@ def _progress(cfg: C.RunConfig, start: int, n: int):
 
 # -- what a run prints: the start banner and one line per evaluation ---------------------------------
 
-_STEP_S = {"vae": (4.5e-3, 0.3e-3), "mixture": (4.5e-3, 0.3e-3)}  # s per step: base + per MC sample
-_UPDATE_S = {784: 0.35, 3072: 0.7}  # s per full-width VAE-GAN update, by image size
-
-
-def estimate_seconds(cfg: C.RunConfig, learner, steps: int, x_dim: int) -> float:
-    """A rough training time on 2 CPU cores (fp32, native path), from BENCHMARKS.md's per-step costs:
-    a 64-image VAE step costs about 4.5 ms + 0.3 ms per Monte-Carlo sample, a full-width 28x28 VAE-GAN
-    update about 0.35 s (it scales with the width squared). Evaluation, selection events and the
-    machine's own speed come on top: the progress bar's ETA is the measured figure."""
-    kind = type(learner).model_kind
-    if kind == "vaegan":
-        per = _UPDATE_S.get(x_dim, 0.35 * x_dim / 784) * getattr(cfg.model, "width", 1.0) ** 2
-    else:
-        base, per_sample = _STEP_S[kind]
-        samples = getattr(cfg.learner, "elbo_samples", 1)
-        per = (base + per_sample * samples) * getattr(cfg.learner, "minibatch", 64) / 64
-    if getattr(learner, "precision", "fp32") == "bf16":  # BENCHMARKS.md: 1.7x (MLP, 50 samples), 1.7x (VAE-GAN)
-        per /= 1.7
-    return steps * per
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def banner(cfg: C.RunConfig, stream: Stream, learner, run_dir: Path, resume: bool) -> str:
     """The start banner: where the run writes, what it runs, on which data, and about how long."""
     from .data.datasets import locate
@@ -480,11 +456,7 @@ def banner(cfg: C.RunConfig, stream: Stream, learner, run_dir: Path, resume: boo
              f"  learner {cfg.learner.name}, budget {cfg.budget}, seed {cfg.seed}, {len(stream)} arrivals of "
              f"{cfg.stream.batch_size} images; data: {', '.join(sources)}",
              f"  precision {learner.precision}, threads {cfg.threads or 'auto (follows the free cores)'}"]
-    steps = learner.planned_steps(len(stream))
-    if steps:
-        est = estimate_seconds(cfg, learner, steps, stream.x_dim)
-        lines.append(f"  about {steps:,} optimiser steps: roughly {_duration(est)} of training on 2 CPU cores "
-                     "(a rough estimate; evaluation extra; the progress bar shows the measured ETA)")
+    lines += costs.banner_lines(cfg, learner, len(stream), len(_eval_points(cfg, stream)), stream.x_dim)
     if cfg.budget == "paper":
         lines.append("  budget paper is the released protocol (meant for a GPU); --set budget=fast runs in well "
                      "under an hour on 2 cores")

@@ -150,5 +150,5 @@ def test_a_signal_during_start_up_is_one_line_and_status_130(tmp_path, reference
     p.send_signal(sig)
     _, err = p.communicate(timeout=300)
     lines = err.strip().splitlines()
-    assert p.returncode == 130 and lines == ["error: interrupted"], err[-2000:]
+    assert p.returncode == 130 and lines == ["stopped: interrupted (Ctrl-C or SIGTERM) before a checkpoint was written"], err[-2000:]
     assert not (tmp_path / "early").exists()
