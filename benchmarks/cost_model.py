@@ -1,6 +1,6 @@
 """The cost model (``streamvae.costs``) against the measured phases of whole runs (``wall_by_phase_s``).
 
-    python benchmarks/cost_model.py            # the table of BENCHMARKS.md, "The cost model"
+    python benchmarks/cost_model.py            # the tables of BENCHMARKS.md, "The cost model"
     python benchmarks/cost_model.py RUN_DIR..  # also these run directories (results.json + config.yaml)
 
 The measured rows are the runs RESULTS.md and BENCHMARKS.md report, with their phases as written
@@ -40,6 +40,9 @@ MEASURED = [
      "the same run: its estimate with 2 threads"),
 ]
 
+ESTIMATED = ["split_fashion/finetune", "split_fashion/reservoir", "split_fashion/ocm", "split_fashion/iwae-ocm",
+             "split_fashion/dynamic-ocm"]
+
 
 def _learner(cfg):
     cls = get_learner(cfg.learner.name)
@@ -66,6 +69,15 @@ def main(argv: list[str]) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for label, name, overrides, threads, measured, where in MEASURED:
         print(row(label, load_config(config_path(name), overrides), threads, measured, where))
+    print()
+    print("| config (Split Fashion) | budget | 1 thread | 2 threads |")
+    print("|---|---|---:|---:|")
+    for name in ESTIMATED:
+        for budget in ("paper", "fast", "demo"):
+            cfg = load_config(config_path(name), [f"budget={budget}"])
+            learner = _learner(cfg)
+            est = [costs.estimate(cfg, learner, 937, t, eval_points=5) for t in (1, 2)]
+            print(f"| {name} | {budget} | {costs.duration(est[0].total_s)} | {costs.duration(est[1].total_s)} |")
     for d in argv:
         d = Path(d)
         r = json.loads((d / "results.json").read_text())

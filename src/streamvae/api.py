@@ -109,7 +109,9 @@ def run(cfg: RunConfig | str | Path, run_dir: str | Path | None = None, *, data_
 
     from .loop import run as run_loop
 
-    if not hasattr(cfg, "learner"):
+    from .config import RunConfig
+
+    if not isinstance(cfg, RunConfig):
         cfg = load_config(str(cfg), **fields)
     elif fields:
         raise ConfigError("run(cfg, ...): keyword fields go with a config's name; a loaded config is final "
@@ -222,7 +224,7 @@ class OpenRun:
         if n < 1:
             raise ConfigError(f"sample(n={n}): n must be at least 1")
         g = self._generator(seed)
-        components = self.learner.components()
+        components: list[Any] = list(self.learner.components())
         which = torch.randint(len(components), (n,), generator=g, device=g.device)
         x = torch.empty(n, self._stream.x_dim if self._stream else 0, device=self.learner.device)
         for j, comp in enumerate(components):
@@ -242,16 +244,17 @@ class OpenRun:
     def assign(self, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
         """``(N,)`` the component that explains each image best (10-sample ELBO; zeros for one component)."""
         x = self._flat(x)
-        if len(self.learner.components()) == 1:
+        if len(list(self.learner.components())) == 1:
             return torch.zeros(len(x), dtype=torch.long)
-        return self.model.assign(x, 10, self._generator(seed)).cpu()
+        model: Any = self.model  # a MixtureVAE here
+        return model.assign(x, 10, self._generator(seed)).cpu()
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, seed: int = 0) -> torch.distributions.Normal:
         """q(z|x) of each image, ``Normal`` with ``loc``/``scale`` ``(N, latent)``; a mixture uses each
         image's best component (:meth:`assign`). VAE-GAN: its encoder's posterior."""
         x = self._flat(x)
-        components = self.learner.components()
+        components: list[Any] = list(self.learner.components())
         choice = self.assign(x, seed).to(x.device)
         locs, scales = [], []
         for i in range(len(x)):  # small N in a notebook; one component per image
@@ -269,7 +272,7 @@ class OpenRun:
 
         if k < 1:
             raise ConfigError(f"score(k={k}): k must be at least 1")
-        s = score_components(self.learner.components(), self._flat(x), k, self._generator(seed),
+        s = score_components(list(self.learner.components()), self._flat(x), k, self._generator(seed),
                              self.config.eval.chunk_rows)
         if "ll" not in s:
             raise ConfigError(f"learner {self.config.learner.name} has no likelihood (a VAE-GAN); "
@@ -280,7 +283,7 @@ class OpenRun:
     def reconstruct(self, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
         """Reconstructions ``(N, C, H, W)`` (decoder mean at the encoder mean; a mixture's best component)."""
         x = self._flat(x)
-        components = self.learner.components()
+        components: list[Any] = list(self.learner.components())
         choice = self.assign(x, seed)
         out = torch.stack([components[int(j)].reconstruct(x[i:i + 1])[0] for i, j in enumerate(choice)])
         return out.reshape((len(x),) + self.shape).cpu()

@@ -69,8 +69,8 @@ def run_demo(out: str | Path, threads: int = 0, data_root: str | None = None, pr
     for name, overrides, method, shows in DEMO_RUNS:
         run_dir = out / name.split("/")[1]
         cfg = load_any(name, ["budget=demo", f"threads={threads}", f"progress={progress}", *overrides])
-        print(f"\n== {method} ({shows}): streamvae run {name} --set budget=demo "
-              + " ".join(f"--set {o}" for o in overrides) + f" --out {run_dir}", file=sys.stderr, flush=True)
+        sets = " ".join(f"--set {o}" for o in ["budget=demo", *overrides])
+        print(f"\n== {method} ({shows}): streamvae run {name} {sets} --out {run_dir}", file=sys.stderr, flush=True)
         if not (run_dir / "results.json").exists():
             run(cfg, run_dir, data_root=data_root, resume=(run_dir / "checkpoint.pt").exists())
         rows.append(_row(run_dir, method, shows))

@@ -88,7 +88,7 @@ def load_any(name_or_path: str | Path, overrides: Sequence[str] = (), plugins: S
 def _shipped_by_name() -> dict[str, str]:
     from .catalog import CONFIGS, shipped_configs
 
-    out = {}
+    out: dict[str, str] = {}
     for n in shipped_configs():
         try:
             name = C.read_yaml(CONFIGS / f"{n}.yaml").get("name")
