@@ -64,16 +64,23 @@ def component_steps(run_dir: str | Path, n_components: int) -> list[int | None]:
 
 def sample_rows(samples: list[torch.Tensor], shares: list[float] | None, steps: list[int | None],
                 total_steps: int) -> list[tuple[str, torch.Tensor]]:
-    """Labels for ``samples.png``: one row per component, or rows of 8 draws for a single model."""
+    """Labels for ``samples.png``: one row per component, or unlabelled rows of 8 draws for a single model
+    (``total_steps`` then goes in the title: :func:`sample_title`)."""
     if len(samples) == 1:
         x = samples[0]
-        return [("" if i else f"{total_steps:,} steps", x[i:i + 8]) for i in range(0, len(x), 8)]
+        return [("", x[i:i + 8]) for i in range(0, len(x), 8)]  # the title says what they are
     rows = []
     for j, x in enumerate(samples):
         share = f"{100 * shares[j]:.1f}% of test images" if shares and j < len(shares) else "share -"
         st = f", {steps[j]:,} steps" if j < len(steps) and steps[j] is not None else ""
         rows.append((f"component {j + 1}: {share}{st}", x))
     return rows
+
+
+def sample_title(learner_name: str, run_name: str, budget: str, components: int, total_steps: int) -> str:
+    """The title of ``samples.png``."""
+    what = "one row per component" if components > 1 else f"one model, {total_steps:,} optimiser steps"
+    return f"samples: {learner_name}, {run_name}, budget {budget}: {what}"
 
 
 def final_shares(run_dir: str | Path) -> list[float] | None:
@@ -86,4 +93,4 @@ def final_shares(run_dir: str | Path) -> list[float] | None:
     return final.get("component_share") if final else None
 
 
-__all__ = ["save_labelled_rows", "component_steps", "sample_rows", "final_shares"]
+__all__ = ["save_labelled_rows", "component_steps", "sample_rows", "sample_title", "final_shares"]

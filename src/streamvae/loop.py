@@ -157,8 +157,7 @@ def save_grids(cfg: C.RunConfig, learner, stream: Stream, test, run_dir: Path) -
     n = cfg.eval.grid
     per = max(8, n // len(components)) if len(components) > 1 else n
     samples = [c.sample(per, g).cpu() for c in components]
-    title = f"samples: {cfg.learner.name}, {cfg.name}, budget {cfg.budget}" + (
-        ", one row per component" if len(components) > 1 else "")
+    title = grids.sample_title(cfg.learner.name, cfg.name, cfg.budget, len(components), learner.steps)
     rows = grids.sample_rows(samples, grids.final_shares(run_dir), grids.component_steps(run_dir, len(components)),
                              learner.steps)
     grids.save_labelled_rows(run_dir / "samples.png", title, rows, shape)
