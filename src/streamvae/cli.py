@@ -252,7 +252,7 @@ def _run(args) -> int:
         _check_data_root(args.data_root)
         # the checkpoint's config governs the run; config.yaml may differ only in run-environment fields
         cfg = rundir.resume_config(run_dir, load_checkpoint(run_dir / "checkpoint.pt"), args.accept_config_change,
-                                   overrides=["progress=False"] if args.no_progress else [])
+                                   overrides=[f"progress={not args.no_progress}"])  # as on a fresh run
         results = run(cfg, run_dir, data_root=args.data_root, resume=True,
                       accept_config_change=args.accept_config_change)
     else:
