@@ -131,7 +131,20 @@ want = "native" if clib._compiler() is not None else "torch"
 assert r["kernels"].startswith(want), f"the smoke run from the wheel used {r['kernels']!r}, expected {want}"
 print(f"check_wheel: ok: streamvae run split_fashion/reservoir from the wheel, kernels {r['kernels']!r}")
 EOF2
+  # the README's Python example (load by name, run at smoke, open the run, sample, score), from the wheel
+  mkdir "$tmp/notebook"
+  (cd "$tmp/notebook" && STREAMVAE_CACHE="$tmp/cache" "$tmp/venv/bin/python" - "$repo/README.md" <<'EOF4'
+import re, sys
+from pathlib import Path
+text = Path(sys.argv[1]).read_text()
+code = re.search(r"<!-- python-example -->\s*```python\n(.*?)```\s*<!-- /python-example -->", text, re.S).group(1)
+import streamvae
+assert "site-packages" in streamvae.__file__, streamvae.__file__
+exec(compile(code, "README.md (python-example)", "exec"), {})
+print("check_wheel: ok: the README's Python example ran from the wheel")
+EOF4
+  )
 else
-  echo "check_wheel: smoke run SKIPPED: no Fashion-MNIST (apt-get install dataset-fashion-mnist)"
+  echo "check_wheel: smoke run and README Python example SKIPPED: no Fashion-MNIST (apt-get install dataset-fashion-mnist)"
 fi
 echo "check_wheel: $(( $(date +%s) - t0 )) s"

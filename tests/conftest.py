@@ -91,3 +91,18 @@ def stream_crashing_at(arrival: int):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Stream, "batch", crash)
         yield
+
+
+def without_banner(err: str) -> list[str]:
+    """stderr lines without the start banner (``streamvae run: ...`` / ``streamvae resume: ...`` and its
+    indented lines), which every run prints before it trains, also with --no-progress."""
+    lines, in_banner = [], False
+    for line in err.strip().splitlines():
+        if line.startswith(("streamvae run: ", "streamvae resume: ")):
+            in_banner = True
+            continue
+        if in_banner and line.startswith("  "):
+            continue
+        in_banner = False
+        lines.append(line)
+    return lines

@@ -78,10 +78,11 @@ LAYERS = [
     ("learners",),
     ("evaluation",),
     ("registry", "sizes"),
+    ("catalog", "provenance"),  # shipped configs by name; budget labels checked against them (report, compare)
     ("report",),
-    ("live", "observers", "rundir", "run_directory"),
-    ("loop", "migrate"),
-    ("catalog", "sweep", "cli", "__main__", ""),  # "": the package's __init__
+    ("live", "observers", "rundir", "run_directory", "grids"),
+    ("loop", "migrate", "costs"),
+    ("api", "demo", "sweep", "cli", "__main__", ""),  # "": the package's __init__
 ]
 
 

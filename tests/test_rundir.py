@@ -19,7 +19,7 @@ from streamvae.data.streams import Stream
 from streamvae.learners import LEARNERS
 from streamvae.rundir import RunDirLock
 
-from .conftest import REPO, stream_crashing_at
+from .conftest import REPO, stream_crashing_at, without_banner
 from .test_cli import CFG, SMOKE, comparable, run_cli
 
 # these tests are about files, not numbers: no native build, no probes (half the time of a smoke run)
@@ -114,7 +114,7 @@ def test_resume_refuses_an_edited_config_yaml_in_one_line(crashed, data_root, ca
     _edit(out, old, new)
     capsys.readouterr()
     assert main(["run", "--resume", str(out), "--data-root", data_root]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = without_banner(capsys.readouterr().err)
     assert len(err) == 1 and key in err[0] and "config.yaml" in err[0]
     assert torch.load(out / "checkpoint.pt", weights_only=True)["arrival"] == 4  # nothing changed
     if key != "learner.lr":  # the stream, the seed, the model and the memories never change, flag or not
@@ -165,7 +165,7 @@ def test_a_second_writer_fails_at_once_naming_the_directory(tmp_path, data_root,
     out.mkdir()
     with RunDirLock(out):
         code = main(["run", CFG, *SMOKE, *TORCH, "--data-root", data_root, "--out", str(out)])
-    err = capsys.readouterr().err.strip().splitlines()
+    err = without_banner(capsys.readouterr().err)
     assert code == 2 and len(err) == 1 and str(out) in err[0] and "in use" in err[0]
     assert not (out / "config.yaml").exists()
 
@@ -207,7 +207,7 @@ def test_a_failed_start_leaves_no_run_directory(tmp_path, data_root, monkeypatch
     code, out = run_cli(tmp_path, data_root, "nested/failed", *TORCH)
     assert code == 2 and not out.exists()
     code, out = run_cli(tmp_path, data_root, "huge", "--set", "stream.batch_size=100000")
-    err = capsys.readouterr().err.strip().splitlines()
+    err = without_banner(capsys.readouterr().err)
     assert code == 2 and not out.exists()
     assert "stream.batch_size=100000" in err[-1] and "400 training images" in err[-1]
 
@@ -215,7 +215,7 @@ def test_a_failed_start_leaves_no_run_directory(tmp_path, data_root, monkeypatch
 def test_a_data_root_that_does_not_exist_is_an_error(tmp_path, data_root, capsys):
     for argv in (["run", CFG, *SMOKE, "--out", str(tmp_path / "x")], ["data", "list"]):
         assert main([*argv, "--data-root", str(tmp_path / "nowhere")]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
+        err = without_banner(capsys.readouterr().err)
         assert len(err) == 1 and "nowhere" in err[0] and "does not exist" in err[0]
 
 
@@ -229,7 +229,7 @@ def test_sigterm_checkpoints_at_the_end_of_the_arrival_and_exits_130(tmp_path, d
 
     monkeypatch.setattr(LEARNERS["reservoir"], "observe", observe_with_sigterm)
     code, out = run_cli(tmp_path, data_root, "term", *TORCH, "--set", "checkpoint_every=0")
-    err = capsys.readouterr().err.strip().splitlines()
+    err = without_banner(capsys.readouterr().err)
     assert code == 130 and len(err) == 1 and "SIGTERM" in err[0] and "--resume" in err[0]
     assert torch.load(out / "checkpoint.pt", weights_only=True)["arrival"] == 3
 
@@ -242,7 +242,7 @@ def test_a_run_that_took_no_step_is_an_error_not_a_result(tmp_path, data_root, m
 
     monkeypatch.setattr(LEARNERS["reservoir"], "observe", observe_nothing)
     code, out = run_cli(tmp_path, data_root, "idle", *TORCH)
-    err = capsys.readouterr().err.strip().splitlines()
+    err = without_banner(capsys.readouterr().err)
     assert code == 2 and "no optimiser step" in err[-1] and not (out / "results.json").exists()
 
 

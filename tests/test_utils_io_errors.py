@@ -13,13 +13,14 @@ import streamvae
 from streamvae import utils
 from streamvae.cli import main
 
+from .conftest import without_banner
 from .test_cli import CFG, SMOKE
 
 FAST = ["--set", "kernels=torch", "--set", "eval.probe=false", "--set", "checkpoint_every=1"]
 
 
 def one_error_line(capsys, *needles) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
+    err = without_banner(capsys.readouterr().err)
     assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], err
     for n in needles:
         assert n in err[0], (n, err[0])

@@ -1,14 +1,18 @@
 """Command line: ``streamvae run|eval|data|report|compare``. ``main(argv)`` is what tests call.
 
     streamvae run CONFIG [--set key=value ...] [--out DIR] [--data-root DIR] [--plugin FILE_OR_MODULE ...]
+    streamvae run RUN_DIR/config.yaml --out NEW    (a run again, with its own settings)
     streamvae run --resume RUN_DIR [--accept-config-change] [--plugin FILE_OR_MODULE ...]
+    streamvae demo [--out DIR]
     streamvae eval RUN_DIR [--set eval.iw_samples=5000] [--plugin FILE_OR_MODULE ...]
     streamvae data list [--data-root DIR]
     streamvae report RUN_DIR [RUN_DIR ...] [--out DIR]
     streamvae compare RUN_DIR [RUN_DIR ...] [--csv FILE] [--latex FILE] [--md FILE]
     streamvae sweep CONFIG [CONFIG ...] --seeds N [--set key=v1,v2 ...] [--jobs J] [--executor local|slurm] --out DIR
 
-Errors print one line to stderr and exit non-zero; ``--debug`` shows the traceback.
+Errors print one line to stderr and exit with status 2; ``--debug`` shows the traceback. A run stopped
+by Ctrl-C or SIGTERM writes its checkpoint, prints ``stopped: ...`` with the resume command and exits
+with status 130 (:data:`EXIT_STOPPED`).
 """
 from __future__ import annotations
 
@@ -40,11 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="train on a stream and evaluate")
-    r.add_argument("config", nargs="?", help="a YAML experiment file or a shipped config's name "
-                                             "(e.g. split_fashion/reservoir; streamvae list shows them)")
+    r.add_argument("config", nargs="?", help="a YAML experiment file, a shipped config's name "
+                                             "(e.g. split_fashion/reservoir; streamvae list shows them) or a "
+                                             "finished run's RUN_DIR/config.yaml (reruns it with its own settings)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set budget=fast --set learner.lr=3e-4")
-    r.add_argument("--out", help="run directory (default: run.out_dir/run.name-budget-seed)")
+    r.add_argument("--out", help="run directory (default: OUT_DIR/NAME-BUDGET-sSEED from the config's out_dir, name, budget "
+                                        "and seed fields)")
     r.add_argument("--data-root", help="folder with one sub-folder per dataset (or STREAMVAE_DATA)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     r.add_argument("--accept-config-change", action="store_true",
@@ -56,14 +62,16 @@ def _parser() -> argparse.ArgumentParser:
                         "sha256; nothing is imported from a run directory)")
     r.add_argument("--force", action="store_true",
                    help="run even when the estimated memory or evaluation work is above this machine's limits")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (fresh runs and --resume alike; the start banner is always printed)")
     r.add_argument("--tensorboard", action="store_true",
                    help="also log scalars and grids to RUN_DIR/tensorboard (needs: pip install tensorboard)")
 
     e = sub.add_parser("eval", help="evaluate a finished run's final checkpoint again")
     e.add_argument("run_dir")
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="eval.* overrides, e.g. --set eval.iw_samples=5000")
+                   help="eval.* overrides and the execution fields threads, device, precision, "
+                        "e.g. --set eval.iw_samples=5000 --set threads=1")
     e.add_argument("--data-root")
     e.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE_OR_MODULE",
                    help="the plugins the run was made with (compared with the run's record by sha256; nothing "
@@ -109,6 +117,14 @@ def _parser() -> argparse.ArgumentParser:
     sl.add_argument("--cluster", choices=["slurm", "local"], default="slurm",
                     help="local: submitit's local executor (the same path, on this machine; for testing)")
 
+    dm = sub.add_parser("demo", help="fine-tuning vs OCM vs Dynamic-OCM on Split Fashion-MNIST (demo budget, "
+                                      "a few minutes), a table with the published values, labelled grids")
+    dm.add_argument("--out", default="runs/demo", help="folder of the three run directories (default runs/demo; "
+                                                       "finished runs there are kept, interrupted ones resumed)")
+    dm.add_argument("--threads", type=int, default=0, help="torch threads (default 0: follow the free cores)")
+    dm.add_argument("--data-root", help="folder with one sub-folder per dataset (or STREAMVAE_DATA)")
+    dm.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     sub.add_parser("list", help="learners, shipped configs and budgets")
     cs = sub.add_parser("config", help="show a config resolved (budget and overrides applied), with each field's comment")
     cs.add_argument("action", choices=["show"])
@@ -136,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         with _signals_deferred():  # a signal inside an import can leave numpy/scipy half-imported
             from . import registry  # heavy (torch, every learner)
 
-            if args.command in ("run", "eval"):
+            if args.command in ("run", "eval", "demo"):
                 from . import loop  # noqa: F401  (scipy, the evaluation)
 
         if args.command == "run":
@@ -149,25 +165,34 @@ def main(argv: list[str] | None = None) -> int:
             return _compare(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "demo":
+            from .demo import run_demo
+
+            _check_data_root(args.data_root)
+            return run_demo(args.out, threads=args.threads, data_root=args.data_root, progress=not args.no_progress)
         if args.command == "list":
             from .catalog import list_text
 
             print(list_text())
             return 0
         if args.command == "config":
-            from .catalog import config_path, show_text
+            from .catalog import show_text
+            from .provenance import load_any
 
-            print(show_text(registry.load_config(config_path(args.config), args.overrides, plugins=args.plugins)))
+            print(show_text(load_any(args.config, args.overrides, plugins=args.plugins)))
             return 0
         return _data(args)
     except StreamVAEError as err:
+        if type(err).__name__ == "Interrupted":  # a normal, resumable stop: not an error
+            print(f"stopped: {err}", file=sys.stderr)
+            return EXIT_STOPPED
         if args.debug:
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
-        return 130 if type(err).__name__ == "Interrupted" else 2
+        return 2
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        print("stopped: interrupted (Ctrl-C or SIGTERM) before a checkpoint was written", file=sys.stderr)
+        return EXIT_STOPPED
     except OSError as err:  # a full disk, a read-only folder, a path that is a file: one line, not a traceback
         if args.debug:
             traceback.print_exc()
@@ -176,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+
+
+# exit status of a run stopped by Ctrl-C or SIGTERM (checkpoint written, resumable): 128 + SIGINT, as a
+# shell reports a process that Ctrl-C ended; distinct from errors (2) and from success (0)
+EXIT_STOPPED = 130
 
 
 def _os_error(err: OSError) -> str:
@@ -232,6 +262,7 @@ def _run(args) -> int:
         _check_data_root(args.data_root)
         # the checkpoint's config governs the run; config.yaml may differ only in run-environment fields
         cfg = rundir.resume_config(run_dir, load_checkpoint(run_dir / "checkpoint.pt"), args.accept_config_change,
+                                   overrides=[f"progress={not args.no_progress}"],  # as on a fresh run
                                    plugins=args.plugins)
         sizes.check(cfg, force=args.force)
         results = run(cfg, run_dir, data_root=args.data_root, resume=True,
@@ -244,9 +275,10 @@ def _run(args) -> int:
             overrides.append("progress=False")
         if args.tensorboard:
             overrides.append("tensorboard=True")
-        from .catalog import config_path
+        from .provenance import load_any
 
-        cfg = registry.load_config(config_path(args.config), overrides, plugins=args.plugins)
+        # a shipped name, an experiment file, or a run's config.yaml (its own settings, budget not re-applied)
+        cfg = load_any(args.config, overrides, plugins=args.plugins)
         if cfg.tensorboard:  # fail before anything is written when the optional package is missing
             from .live import require_tensorboard
 
@@ -260,8 +292,12 @@ def _run(args) -> int:
             raise ConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
         results = run(cfg, run_dir, data_root=args.data_root)
     print(results_table([results]))
-    print(f"results: {run_dir / 'results.json'}  grids: {run_dir}/samples.png, reconstructions.png")
+    grids = ", ".join(g for g in ("samples.png", "reconstructions.png", "memory.png") if (run_dir / g).exists())
+    print(f"results: {run_dir / 'results.json'}  grids: {run_dir}/{{{grids}}}")
     return 0
+
+
+EVAL_EXECUTION = ("threads", "device", "precision")  # how `streamvae eval` runs; they change no result
 
 
 def _eval(args) -> int:
@@ -275,9 +311,10 @@ def _eval(args) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "checkpoint.pt").exists():
         raise ConfigError(f"{run_dir} has no checkpoint.pt")
-    bad = [o for o in args.overrides if not o.startswith("eval.")]
+    bad = [o for o in args.overrides if not o.startswith("eval.") and o.split("=", 1)[0].strip() not in EVAL_EXECUTION]
     if bad:
-        raise ConfigError(f"streamvae eval accepts only eval.* overrides, got: {', '.join(bad)}")
+        raise ConfigError(f"streamvae eval accepts eval.* overrides and the execution fields "
+                          f"{', '.join(EVAL_EXECUTION)}, got: {', '.join(bad)}")
     _check_data_root(args.data_root)
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")  # first: a crafted or damaged file stops here
     cfg = rundir.resume_config(run_dir, ckpt, overrides=args.overrides, plugins=args.plugins)  # checkpoint's + eval.*

@@ -182,7 +182,7 @@ class RunConfig:
     budget: str = "paper"  # paper | hour | fast | demo | smoke (presets from the config's budgets section)
     out_dir: str = "runs"  # parent folder of run directories
     checkpoint_every: int = 100  # arrivals between checkpoints (0: only at the end)
-    threads: int = 0  # torch intra-op threads (0: leave torch's default)
+    threads: int = 0  # torch intra-op threads (0: follow the cores other processes leave free, streamvae.threads)
     kernels: str = "auto"  # auto | native | torch: the native fast path (auto: when a C compiler works)
     precision: str = "fp32"  # fp32 | bf16 | auto: the training step's matrix products (bf16: fp32 master weights; evaluation stays fp32; auto: bf16 where it measures faster)
     device: str = "auto"  # auto | cpu | cuda: model, memories and evaluation (auto: CUDA when available)
@@ -541,7 +541,7 @@ def validate(cfg: RunConfig, learner_cls: Any) -> None:
     check_nonnegative("checkpoint_every", cfg.checkpoint_every)
     check_nonnegative("threads", cfg.threads)
     if cfg.threads > 4096:
-        raise ConfigError(f"threads={cfg.threads} is more than 4096; use 0 for torch's default")
+        raise ConfigError(f"threads={cfg.threads} is more than 4096; use 0 to follow the free cores")
     check_seed("seed", cfg.seed)
     if not cfg.name or cfg.name in (".", "..") or any(c in cfg.name for c in "/\\\0") or not cfg.name.isprintable():
         raise ConfigError(f"name={_short(cfg.name)} must be a plain folder name (no '/', no newline or other "

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from . import config as C
-from . import native
+from . import costs, native
 from .data.streams import Stream
 from .devices import describe, resolve_device
 from .errors import ConfigError, Interrupted, TrainingError
@@ -48,8 +48,7 @@ def run(cfg: C.RunConfig, run_dir: str | Path, data_root: str | None = None, res
     if resume and (run_dir / "results.json").is_file():
         return RunDirectory(run_dir, cfg, "").results()
     stream, learner = build(cfg, data_root)  # before the directory exists: a failed start leaves nothing
-    if cfg.progress:
-        print(banner(cfg, stream, learner, run_dir, resume), file=sys.stderr, flush=True)
+    print(banner(cfg, stream, learner, run_dir, resume), file=sys.stderr, flush=True)  # also with --no-progress
     n, points = len(stream), set(eval_points(cfg, stream))
     final_test = stream.test_set(cfg.eval, cfg.eval.test_size)
     curve_size = cfg.eval.curve_test_size or cfg.eval.test_size
@@ -170,35 +169,6 @@ def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float, lear
 
 # -- what a run prints: the start banner and one line per evaluation ---------------------------------
 
-_STEP_S = {"vae": (4.5e-3, 0.3e-3), "mixture": (4.5e-3, 0.3e-3)}  # s per step: base + per MC sample
-_UPDATE_S = {784: 0.35, 3072: 0.7}  # s per full-width VAE-GAN update, by image size
-
-
-def estimate_seconds(cfg: C.RunConfig, learner, steps: int, x_dim: int) -> float:
-    """A rough training time on 2 CPU cores (fp32, native path), from BENCHMARKS.md's per-step costs:
-    a 64-image VAE step costs about 4.5 ms + 0.3 ms per Monte-Carlo sample, a full-width 28x28 VAE-GAN
-    update about 0.35 s (it scales with the width squared). Evaluation, selection events and the
-    machine's own speed come on top: the progress bar's ETA is the measured figure."""
-    kind = type(learner).model_kind
-    if kind == "vaegan":
-        per = _UPDATE_S.get(x_dim, 0.35 * x_dim / 784) * getattr(cfg.model, "width", 1.0) ** 2
-    else:
-        base, per_sample = _STEP_S[kind]
-        samples = getattr(cfg.learner, "elbo_samples", 1)
-        per = (base + per_sample * samples) * getattr(cfg.learner, "minibatch", 64) / 64
-    if getattr(learner, "precision", "fp32") == "bf16":  # BENCHMARKS.md: 1.7x (MLP, 50 samples), 1.7x (VAE-GAN)
-        per /= 1.7
-    return steps * per
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def banner(cfg: C.RunConfig, stream: Stream, learner, run_dir: Path, resume: bool) -> str:
     """The start banner: where the run writes, what it runs, on which data, and about how long."""
     from .data.datasets import locate
@@ -211,11 +181,7 @@ def banner(cfg: C.RunConfig, stream: Stream, learner, run_dir: Path, resume: boo
              f"  learner {cfg.learner.name}, budget {cfg.budget}, seed {cfg.seed}, {len(stream)} arrivals of "
              f"{cfg.stream.batch_size} images; data: {', '.join(sources)}",
              f"  precision {learner.precision}, threads {cfg.threads or 'auto (follows the free cores)'}"]
-    steps = learner.planned_steps(len(stream))
-    if steps:
-        est = estimate_seconds(cfg, learner, steps, stream.x_dim)
-        lines.append(f"  about {steps:,} optimiser steps: roughly {_duration(est)} of training on 2 CPU cores "
-                     "(a rough estimate; evaluation extra; the progress bar shows the measured ETA)")
+    lines += costs.banner_lines(cfg, learner, len(stream), len(eval_points(cfg, stream)), stream.x_dim)
     if cfg.budget == "paper":
         lines.append("  budget paper is the released protocol (meant for a GPU); --set budget=fast runs in well "
                      "under an hour on 2 cores")

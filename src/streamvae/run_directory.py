@@ -26,10 +26,10 @@ from typing import TextIO
 import torch
 
 from . import config as C
-from . import rundir
+from . import grids, rundir
 from ._version import __version__
 from .errors import CheckpointError, ConfigError
-from .utils import (atomic_write_text, load_checkpoint, read_jsonl, save_checkpoint, save_grid, save_titled_grids,
+from .utils import (atomic_write_text, load_checkpoint, read_jsonl, save_checkpoint, save_titled_grids,
                     write_json, write_jsonl)
 
 # where the wall time goes (results.json "wall_by_phase_s"): optimiser updates, the rest of observe()
@@ -228,22 +228,27 @@ def restore_checkpoint(learner, ckpt: dict, path: Path, reapply_hyperparameters:
 
 
 def save_grids(cfg: C.RunConfig, learner, stream, test, run_dir: Path) -> None:
-    """samples.png (one block of rows per component), reconstructions.png (original | reconstruction)."""
+    """samples.png (one labelled row per component), reconstructions.png (input rows above their reconstructions)."""
     shape = stream.shape
     components = learner.components()
     g = torch.Generator(device=learner.device).manual_seed(cfg.seed + 99)
     n = cfg.eval.grid
     per = max(8, n // len(components)) if len(components) > 1 else n
-    samples = torch.cat([c.sample(per, g) for c in components])
-    save_grid(run_dir / "samples.png", samples.cpu(), shape, nrow=8 if len(components) > 1 else None)
+    samples = [c.sample(per, g).cpu() for c in components]
+    title = grids.sample_title(cfg.learner.name, cfg.name, cfg.budget, len(components), learner.steps)
+    rows = grids.sample_rows(samples, grids.final_shares(run_dir), grids.component_steps(run_dir, len(components)),
+                             learner.steps)
+    grids.save_labelled_rows(run_dir / "samples.png", title, rows, shape)
     idx = torch.randperm(len(test.x), generator=g, device=learner.device)[: n // 2]
     x = test.x.to(learner.device)[idx]
     # the component that explains each image best reconstructs it (models without an ELBO, such as
     # the VAE-GAN, have one component)
     best = learner.model.assign(x, 10, g) if len(components) > 1 else torch.zeros(len(x), dtype=torch.long)
     recon = torch.stack([components[int(j)].reconstruct(x[i:i + 1])[0] for i, j in enumerate(best)])
-    pairs = torch.stack([x, recon], 1).reshape(-1, x.shape[1])  # original, reconstruction
-    save_grid(run_dir / "reconstructions.png", pairs.cpu(), shape, nrow=16)
+    rows = [(label, images[i:i + 16].cpu()) for i in range(0, len(x), 16)
+            for label, images in (("input", x), ("reconstruction", recon))]  # each input row above its reconstructions
+    grids.save_labelled_rows(run_dir / "reconstructions.png", f"reconstructions: {cfg.learner.name}, test images "
+                             "(each by the component that explains it best)", rows, shape)
 
 
 def save_memory_grid(cfg: C.RunConfig, learner, stream, run_dir: Path) -> None:

@@ -138,7 +138,7 @@ def test_not_found_message_lists_places(tmp_path, monkeypatch):
     for place in (root / "fashion-mnist", tmp_path / "debian", tmp_path / "cache" / "fashion-mnist"):
         assert str(place) in msg
     assert "t10k-images-idx3-ubyte.gz" in msg and "t10k-labels-idx1-ubyte.gz" in msg
-    assert "dataset-fashion-mnist" in msg and "download=True" in msg
+    assert "dataset-fashion-mnist" in msg and "streamvae data fetch fashion" in msg
 
     with pytest.raises(DataError) as info:
         load_dataset("svhn", "train")

@@ -347,10 +347,10 @@ def _not_found(spec: DatasetSpec, split: str, data_root: str | Path | None) -> D
     lines.append("To fix: " + _placement_advice(spec, split, data_root) + ".")
     if spec.mirrors:
         lines.append(
-            "Or, on a machine that is online, load with download=True to fetch it into the cache "
-            f"from {spec.mirrors[0]}"
-            + ("" if spec.verified else " (no published checksum: also needs allow_unverified=True)")
-            + "."
+            f"Or, on a machine that is online: streamvae data fetch {spec.name}"
+            + ("" if spec.verified else " --allow-unverified (no published checksum)")
+            + f" (downloads from {spec.mirrors[0]} into --data-root DIR, else the user cache; in Python: "
+            "load_dataset(..., download=True))."
         )
     return DataError("\n".join(lines))
 

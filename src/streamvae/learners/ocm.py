@@ -142,11 +142,13 @@ class OCM(VAELearner):
         return {"stm": self.stm, "ltm": self.ltm}
 
     def memory_at(self, t: int) -> int:
-        # STM + LTM: the STM fills up to its capacity between events; the LTM grows by at most
-        # max_per_event per event, roughly half of that in practice (Split Fashion fast: ~1,500 by the end)
+        # STM + LTM: the STM fills up to its capacity between events; the LTM grows by max_per_event
+        # per event (Split Fashion: 1,506-1,570 after 104 events); Dynamic-OCM wipes it at every
+        # expansion, which leaves about a third of that on average (RESULTS.md's fast and paper runs)
         m, b = self.cfg.memory, self.cfg.stream.batch_size
         events = (t * b) // (m.stm_capacity + b)
-        return min(t * b, m.stm_capacity) // 2 + min(b + events * m.max_per_event // 2, m.ltm_capacity)
+        ltm = min(b + events * m.max_per_event, m.ltm_capacity)
+        return min(t * b, m.stm_capacity) // 2 + (ltm // 3 if self.dynamic else ltm)
 
     def min_steps_per_arrival(self) -> int | None:
         # STM + LTM can never fill a minibatch: no step, ever (else unknown: the first arrivals may take none).

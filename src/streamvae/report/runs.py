@@ -257,7 +257,10 @@ class Run:
 
     @property
     def budget(self) -> str:
-        return (self.results or {}).get("budget") or self.config.get("budget", "?")
+        """The recorded budget, with the fields that differ from that budget's settings (provenance.budget_label)."""
+        from ..provenance import budget_label
+
+        return budget_label(self.config, (self.results or {}).get("budget") or self.config.get("budget", "?"))
 
     @property
     def seed(self):

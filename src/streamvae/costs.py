@@ -1,0 +1,197 @@
+"""How long a run takes: one cost model for every phase that ``results.json``'s ``wall_by_phase_s`` records.
+
+The start banner, the README and BENCHMARKS.md all quote :func:`estimate` (BENCHMARKS.md, "The cost
+model", checks it against the measured phases of whole runs). Each phase is a count the config fixes
+times a unit cost measured on the 2-core Intel Xeon (AVX512-BF16, no AMX) of BENCHMARKS.md, fp32, native
+path, for the threads the run will use (1, or 2 and more: more than two threads were never measured):
+
+* ``train_steps``: optimiser steps (``learner.planned_steps``) x the cost of one 64-image step of an
+  S-sample bound (measured at S = 1, 10, 50; log-log interpolation between them), or of one VAE-GAN update;
+* ``memory_and_events``: Dynamic-OCM's expansion tests (the k-sample bound of every component on the
+  STM + LTM at every selection event); the rest of ``observe()`` (selection, binarisation) is small;
+* ``evaluation_points`` and ``final_evaluation``: the k-sample bound of every component on the test
+  images (cost per image x sample x component) plus the representation probes;
+* ``checkpoints`` and ``stream_and_logs``: per checkpoint and per arrival.
+
+The unit costs are those of the calibration runs: one thread beside another busy process (the way most
+runs here were made), or two threads on an idle machine. A run beside heavier load takes longer; the
+progress bar's ETA is the measured figure. CUDA has no measured unit costs for these models: no estimate.
+
+    est = estimate(cfg, learner, arrivals=len(stream), threads=1)
+    est.total_s, est.phases["train_steps"], est.describe()
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# one 64-image step of an S-sample bound (ELBO or IWAE), ms, by threads -> {S: ms}. Sources (BENCHMARKS.md):
+# 1 thread: 2.94 ms (1 sample, "Small steps"), 9.9 ms (10 samples: OCM fast 461.5 s / 46,620 steps, one
+# thread beside a run), 30.4 ms (50 samples: bench_vae.py --threads 1, 29.6-32.9 ms); 2 threads idle:
+# 2.06 ms, 6.2 ms (1.6x the one-thread 10-sample step, between the 1- and 50-sample ratios), 17.5 ms (16.5-19.2)
+STEP_MS: dict[int, dict[int, float]] = {1: {1: 2.94, 10: 9.9, 50: 30.4}, 2: {1: 2.06, 10: 6.2, 50: 17.5}}
+# the importance-weighted bound: us per (image x sample x component); 1 thread beside a run: the final
+# evaluations of OCM fast (39 s for 10,000 x 1000 x 1 incl. probes) and Dynamic-OCM fast/paper
+# (416 s and 474 s for 10 components); 2 threads idle: bench_vae.py, 17.7 s per 10,000 images at k = 1000
+IW_US: dict[int, float] = {1: 3.6, 2: 1.9}
+PROBE_S: dict[int, float] = {1: 3.0, 2: 2.0}  # probes at one evaluation point, 5,000 training images (scaled by size)
+VAEGAN_UPDATE_S = {784: 0.35, 3072: 0.7}  # one full-width VAE-GAN update at 2 threads, by image size (x width^2)
+BF16_SPEEDUP = 1.7  # the 50-sample step and the VAE-GAN update on AMD's AVX512-BF16 (bf16 on Intel without AMX: 0.59x)
+CHECKPOINT_S = 0.05  # one checkpoint (a few MB, atomic write)
+ARRIVAL_S = 0.0005  # the stream and the logs, per arrival
+# Dynamic-OCM's mixture over the stream: the released test (``both``) fires early and reaches K_max in
+# the first third of Split Fashion (RESULTS.md: 18..297 at fast, 99..756 at paper), so the mean K over
+# the expansion tests is about 0.85 K_max; ``drop`` fires at class boundaries only (0.5 K_max)
+MEAN_K_FRACTION = {"both": 0.85, "drop": 0.5}
+
+
+@dataclass
+class Estimate:
+    """A run's estimated wall time by phase (seconds; the keys of ``wall_by_phase_s``)."""
+
+    phases: dict[str, float]
+    threads: int
+    machine: str = "2-core Intel Xeon (BENCHMARKS.md), fp32"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.phases.values())
+
+    def describe(self) -> str:
+        """``about 1.3 h (training steps 1.1 h, memory and expansion tests 12 min, evaluation 6 min)``."""
+        p = self.phases
+        parts = [f"training steps {duration(p['train_steps'])}"]
+        if p["memory_and_events"] >= 1:
+            parts.append(f"memory and expansion tests {duration(p['memory_and_events'])}")
+        parts.append(f"evaluation {duration(p['evaluation_points'] + p['final_evaluation'])}")
+        return f"about {duration(self.total_s)} ({', '.join(parts)})"
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``2.6 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def step_ms(samples: int, threads: int) -> float:
+    """One 64-image step of an ``samples``-sample bound, ms (log-log interpolation of :data:`STEP_MS`)."""
+    table = STEP_MS[min(max(threads, 1), 2)]
+    xs = sorted(table)
+    s = min(max(samples, xs[0]), xs[-1])
+    for lo, hi in zip(xs, xs[1:]):
+        if s <= hi:
+            w = math.log(s / lo) / math.log(hi / lo)
+            return math.exp((1 - w) * math.log(table[lo]) + w * math.log(table[hi]))
+    return table[xs[-1]]  # pragma: no cover
+
+
+def _iw_seconds(images: float, k: int, components: float, threads: int) -> float:
+    return images * k * components * IW_US[min(max(threads, 1), 2)] * 1e-6
+
+
+def _probe_seconds(cfg: Any, threads: int, components: int) -> float:
+    if not cfg.eval.probe:
+        return 0.0
+    size = cfg.eval.probe_train_size or 60000
+    return PROBE_S[min(max(threads, 1), 2)] * (size / 5000) * (1 + 0.1 * (components - 1))
+
+
+def _events(cfg: Any, arrivals: int) -> int:
+    """Selection events of an OCM-family learner: one each time the STM passes its capacity."""
+    b, cap = cfg.stream.batch_size, getattr(cfg.memory, "stm_capacity", 0)
+    return (arrivals * b) // (cap + b) if cap else 0
+
+
+def estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_images: int = 10000,
+             eval_points: int = 5, x_dim: int = 784) -> Estimate | None:
+    """The wall time of a run of ``learner`` (built from ``cfg``) over ``arrivals`` arrivals, by phase.
+
+    Args:
+        cfg: the resolved RunConfig.
+        learner: the built learner (``planned_steps``, ``precision``, ``model_kind``, ``dynamic``).
+        arrivals: the stream's length.
+        threads: torch threads the run uses (``torch.get_num_threads()`` after the run's setting).
+        test_images: the whole test split (``eval.test_size`` 0 means all of it).
+        eval_points: evaluation points including the final one (the stream's task ends).
+        x_dim: pixels per image (a VAE-GAN update's cost depends on the image size).
+
+    Returns:
+        An :class:`Estimate`, or None where there are no measured unit costs (CUDA, an unknown step count).
+    """
+    if getattr(getattr(learner, "device", None), "type", "cpu") != "cpu":
+        return None
+    steps = learner.planned_steps(arrivals)
+    if not steps:
+        return None
+    kind = type(learner).model_kind
+    precision = getattr(learner, "precision", "fp32")
+    notes = []
+    if kind == "vaegan":
+        per = VAEGAN_UPDATE_S.get(x_dim, 0.35 * x_dim / 784) * getattr(cfg.model, "width", 1.0) ** 2
+        per *= 1.0 if threads >= 2 else 1.7  # one thread: about 1.7x the 2-thread update
+        if precision == "bf16":
+            per /= BF16_SPEEDUP
+        notes.append("VAE-GAN: training steps only (its evaluation is not calibrated)")
+    else:
+        c = cfg.learner
+        per = step_ms(getattr(c, "elbo_samples", 1), threads) * 1e-3 * getattr(c, "minibatch", 64) / 64
+        if precision == "bf16" and getattr(c, "minibatch", 64) * getattr(c, "elbo_samples", 1) >= getattr(
+                c, "bf16_min_rows", 256):
+            per /= BF16_SPEEDUP
+    k_final = 1
+    memory_s = 0.0
+    if getattr(learner, "dynamic", False):  # Dynamic-OCM: R at every (expansion_every-th) selection event
+        c, m = cfg.learner, cfg.memory
+        tests = _events(cfg, arrivals) // max(1, c.expansion_every)
+        k_final = c.max_components
+        mean_k = max(1.0, MEAN_K_FRACTION.get(c.expansion_direction, 0.85) * c.max_components)
+        held = m.stm_capacity + cfg.stream.batch_size + learner.memory_at(arrivals) / 2  # STM full + LTM
+        memory_s = _iw_seconds(tests * held, c.expansion_samples, mean_k, threads)
+        if c.expansion_direction != "both":
+            k_final = max(1, round(MEAN_K_FRACTION["drop"] * c.max_components * 1.6))
+    ev = cfg.eval
+    final_images = ev.test_size or test_images
+    curve_images = ev.curve_test_size or final_images
+    points = max(0, eval_points - 1)
+    mean_k_points = (1 + k_final) / 2
+    phases = {
+        "train_steps": steps * per,
+        "memory_and_events": memory_s,
+        "evaluation_points": points * (_iw_seconds(curve_images, ev.curve_iw_samples, mean_k_points, threads)
+                                       + _probe_seconds(cfg, threads, round(mean_k_points))),
+        "checkpoints": (arrivals // cfg.checkpoint_every if cfg.checkpoint_every else 1) * CHECKPOINT_S,
+        "stream_and_logs": arrivals * ARRIVAL_S,
+        "final_evaluation": (_iw_seconds(final_images, ev.iw_samples, k_final, threads)
+                             + _probe_seconds(cfg, threads, k_final)) if kind != "vaegan" else 0.0,
+    }
+    return Estimate(phases, threads, notes=notes)
+
+
+def banner_lines(cfg: Any, learner: Any, arrivals: int, eval_points: int, x_dim: int) -> list[str]:
+    """The start banner's lines on cost: steps and the estimate for the threads this run uses
+    (``threads: 0`` follows the free cores: the estimate for all of them and for one)."""
+    import torch
+
+    steps = learner.planned_steps(arrivals)
+    if not steps:
+        return []
+    threads = torch.get_num_threads()
+    test_images = 10000 * len(cfg.stream.datasets)
+    est = estimate(cfg, learner, arrivals, threads, test_images, eval_points, x_dim)
+    if est is None:
+        return [f"  about {steps:,} optimiser steps (no measured unit costs on {learner.device.type}: "
+                "the progress bar's ETA is the figure)"]
+    line = f"  about {steps:,} optimiser steps; wall time {est.describe()} with {threads} thread(s)"
+    if cfg.threads == 0 and threads > 1:
+        one = estimate(cfg, learner, arrivals, 1, test_images, eval_points, x_dim)
+        line += f", {duration(one.total_s) if one else '?'} with one (a busy machine)"
+    return [line, "  (costs measured on BENCHMARKS.md's 2-core Intel Xeon, streamvae.costs; the progress bar's "
+                  "ETA is the measured figure)"]
+
+
+__all__ = ["Estimate", "estimate", "banner_lines", "duration", "step_ms", "STEP_MS", "IW_US"]
