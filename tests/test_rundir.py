@@ -285,6 +285,6 @@ def test_two_runs_started_into_one_out_never_replace_a_finished_run(tmp_path, da
         assert results["seed"] == winners[0]  # the finished run is the winner's, whole
         assert f"seed: {winners[0]}" in (out / "config.yaml").read_text()
         loser = done[3 - winners[0]]
-        err = loser[2].strip().splitlines()
+        err = without_banner(loser[2])
         assert loser[0] == 2 and len(err) == 1 and ("already holds a run" in err[0] or "in use" in err[0]), loser
         assert not (out / ".lock").exists()  # a finished run leaves no lock file

@@ -78,6 +78,7 @@ class OCM(VAELearner):
     config_class = VAETrainingConfig
     memory_class = OCMMemoryConfig
     model_kind = "mixture"  # one component that never grows (DynamicOCM below grows it)
+    ltm_share = 1  # the share of a full LTM held on average (planned steps): Dynamic-OCM's wipes leave a third
     model: MixtureVAE  # what the loop builds for model_kind mixture
     paper_name = "VAE-{bound}-OCM"
     state_attributes = ("events", "events_since_test", "r_last", "log")
@@ -148,7 +149,7 @@ class OCM(VAELearner):
         m, b = self.cfg.memory, self.cfg.stream.batch_size
         events = (t * b) // (m.stm_capacity + b)
         ltm = min(b + events * m.max_per_event, m.ltm_capacity)
-        return min(t * b, m.stm_capacity) // 2 + (ltm // 3 if self.dynamic else ltm)
+        return min(t * b, m.stm_capacity) // 2 + ltm // self.ltm_share
 
     def min_steps_per_arrival(self) -> int | None:
         # STM + LTM can never fill a minibatch: no step, ever (else unknown: the first arrivals may take none).
@@ -176,6 +177,7 @@ class DynamicOCM(OCM):
 
     config_class = DynamicOCMConfig
     paper_name = "Dynamic-{bound}-OCM"
+    ltm_share = 3
 
     def expansion_test(self, event: dict) -> None:
         """Step b: every ``expansion_every`` events, R of STM + LTM against R_last; a shift above lambda2
