@@ -262,7 +262,12 @@ def cells(spec: Spec, budget: str, data_root: str | None = None, only: tuple[str
                 out.append(Cell(row, col, "not implemented",
                                 f"not implemented: no learner {row.learner!r} is registered"))
                 continue
-            path = str(config_path(row.config.replace("{column}", col.key)).resolve())
+            name = row.config.replace("{column}", col.key)
+            try:
+                path = str(config_path(name).resolve())
+            except ConfigError:
+                out.append(Cell(row, col, "not implemented", f"not implemented: no config {name!r} is shipped"))
+                continue
             what = (f"budget={budget}", *col.overrides, *row.overrides)
             env = spec.environment.get(budget, ())
             cfg = registry.load_config(path, [*what, *env, "seed=0"])
