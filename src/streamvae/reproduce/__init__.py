@@ -240,9 +240,11 @@ def _identity(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in ENVIRONMENT and k != "seed"}
 
 
-def cells(spec: Spec, budget: str, data_root: str | None = None, only: tuple[str, ...] = ()) -> list[Cell]:
+def cells(spec: Spec, budget: str, data_root: str | None = None, only: tuple[str, ...] = (),
+          check_data: bool = True) -> list[Cell]:
     """Every cell of the table (rows outermost), each resolved: an unknown key or bad value in a spec's
-    overrides is one error here, before anything runs."""
+    overrides is one error here, before anything runs. ``check_data=False`` (reading records) does not
+    look for the datasets: a table of records is the same on every machine."""
     from .. import config as C
     from .. import registry
     from ..catalog import config_path
@@ -271,7 +273,7 @@ def cells(spec: Spec, budget: str, data_root: str | None = None, only: tuple[str
             what = (f"budget={budget}", *col.overrides, *row.overrides)
             env = spec.environment.get(budget, ())
             cfg = registry.load_config(path, [*what, *env, "seed=0"])
-            missing = [d for d in cfg.stream.datasets if locate(d, data_root)[0] is None]
+            missing = [d for d in cfg.stream.datasets if check_data and locate(d, data_root)[0] is None]
             if missing:
                 where = ", ".join(f"{d.upper()} under DATA_ROOT/{DATASETS[d].folder}" for d in missing)
                 out.append(Cell(row, col, "no data", f"no data: put {where} (--data-root DATA_ROOT, or "
@@ -654,7 +656,7 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
     if data_root is not None and not Path(data_root).expanduser().is_dir():
         raise ConfigError(f"--data-root {data_root} does not exist or is not a directory")
     n_seeds = seeds if seeds is not None else spec.seeds
-    table_cells = cells(spec, budget, data_root, only)
+    table_cells = cells(spec, budget, data_root, only, check_data=records is None)
     command = reproduce_command(spec, budget, None, seeds)
     if records is not None:
         if dry_run:
@@ -685,6 +687,37 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
     return code
 
 
-__all__ = ["Spec", "Row", "Column", "Cell", "ENVIRONMENT", "SPECS", "spec_names", "load_spec", "cells", "run_name",
+# ---------------------------------------------------------------------------------------------
+# RESULTS.md: its tables are generated from the records
+
+
+_BLOCK = re.compile(r"<!-- streamvae reproduce (?P<name>[a-z0-9_.-]+) --budget (?P<budget>[a-z]+) --from results/ -->\n"
+                    r"(?P<body>.*?)<!-- end of generated table -->", re.S)
+
+
+def records_table(name: str, budget: str, records: str | Path) -> str:
+    """What ``streamvae reproduce NAME --budget BUDGET --from RECORDS`` prints."""
+    spec = load_spec(name)
+    table_cells = cells(spec, budget, check_data=False)
+    return table_markdown(spec, budget, Path(records) / spec.name / budget, table_cells, None,
+                          reproduce_command(spec, budget))
+
+
+def regenerate_page(text: str, records: str | Path) -> str:
+    """``text`` (RESULTS.md) with every generated block (``<!-- streamvae reproduce NAME --budget B
+    --from results/ -->`` ... ``<!-- end of generated table -->``) remade from ``records``."""
+    def remake(m: re.Match) -> str:
+        head = m.group(0).split("\n", 1)[0]
+        return f"{head}\n{records_table(m.group('name'), m.group('budget'), records)}<!-- end of generated table -->"
+
+    return _BLOCK.sub(remake, text)
+
+
+def page_blocks(text: str) -> list[tuple[str, str]]:
+    """``[(name, budget)]`` of the generated blocks of a page."""
+    return [(m.group("name"), m.group("budget")) for m in _BLOCK.finditer(text)]
+
+
+__all__ = ["records_table", "regenerate_page", "page_blocks", "Spec", "Row", "Column", "Cell", "ENVIRONMENT", "SPECS", "spec_names", "load_spec", "cells", "run_name",
            "read_cell", "metric_value", "verdict", "verdict_rule", "build_table", "table_markdown", "write_tables",
            "reproduce", "list_text", "dry_run_text"]
