@@ -167,6 +167,11 @@ def test_running_it_again_trains_nothing(made, capsys):
     cfg = yaml.safe_load(cfg_path.read_text())
     cfg.update(precision="auto", threads=2, checkpoint_every=10)
     cfg_path.write_text(yaml.safe_dump(cfg))
+    # a run written before a field existed (at its default now) is this cell too
+    old_path = out / "finetune-split_fashion-s0" / "config.yaml"
+    old = yaml.safe_load(old_path.read_text())
+    del old["eval"]["probe_features"]
+    old_path.write_text(yaml.safe_dump(old))
     before = {p: p.stat().st_mtime_ns for p in out.glob("*/results.json")}
     logs = {p: p.read_text() for p in out.glob("*/run.log")}
     capsys.readouterr()

@@ -210,8 +210,13 @@ def mismatch(spec: RunSpec, run_dir: Path, ignore: Sequence[str] = RUNTIME_FIELD
         have = identity(yaml.safe_load(path.read_text()) or {}, ignore)
     except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
         return f"{path} is unreadable"
+    from .registry import default_config
+
     flat_have, flat_want = flatten(have), flatten(spec.expected)
-    diff = sorted(k for k in set(flat_have) | set(flat_want) if flat_have.get(k) != flat_want.get(k))
+    # a field added to the code after the run was made is no difference while the grid keeps its default
+    defaults = default_config(str(flat_want.get("learner.name", ""))) or {}
+    diff = sorted(k for k in set(flat_have) | set(flat_want) if flat_have.get(k) != flat_want.get(k)
+                  and not (k not in flat_have and k in defaults and flat_want.get(k) == defaults[k]))
     if not diff:
         return None
     shown = ", ".join(f"{k}: {flat_have.get(k, '-')!r} there, {flat_want.get(k, '-')!r} here" for k in diff[:3])
