@@ -451,7 +451,7 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
     nominal = "ll_iw1000" if spec.metric == "ll" else spec.metric
     digits = _digits(spec.metric)
     header = HEADER[:3] + [f"{spec.label_of(a)}" for a in spec.also] + HEADER[3:]
-    csv_header = ["spec", "row", "method", "column", "ours_published", "metric", "mean", "sd", "n", "seeds",
+    csv_header = ["spec", "row", "method", "column", "row_source", "metric", "mean", "sd", "n", "seeds",
                   *[f"{a}_mean" for a in spec.also], "published", "difference", "verdict", "budget", "precision",
                   "state", "note"]
     md_rows, csv_rows = [], []
@@ -460,11 +460,14 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
         pub = cell.row.published.get(cell.column.key)
         pub_text = f"{pub:.{digits}f}" if pub is not None else "-"
         runs = read_cell(cell, root)
-        values, keys, also_vals = [], set(), {a: [] for a in spec.also}
-        precisions, found_seeds = [], []
+        values: list[float] = []
+        keys: set[str] = set()
+        also_vals: dict[str, list[float]] = {a: [] for a in spec.also}
+        precisions: list[str] = []
+        found_seeds: list[int] = []
         for seed, res in sorted(runs.finished.items()):
             v, k = metric_value(res, spec.metric)
-            if v is None:
+            if v is None or k is None:
                 continue
             values.append(v)
             keys.add(k)
@@ -506,8 +509,7 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
                 notes.append(f"{'fill' if not values else 'more seeds'}: {reproduce_command(spec, budget, cell.row, want)}")
         also_text = []
         for a in spec.also:
-            av = also_vals[a]
-            also_text.append(_ours_text(av, set(), "", _digits(a)).split(" (n=")[0] if av else "-")
+            also_text.append(_ours_text(also_vals[a], set(), "", _digits(a)).split(" (n=")[0] if also_vals[a] else "-")
         md_rows.append([label, cell.column.label, ours, *also_text, pub_text, diff_text, verdict_text, budget,
                         "/".join(sorted(set(precisions))) or "-", "; ".join(notes)])
         csv_rows.append([spec.name, cell.row.key, cell.row.label, cell.column.label,
