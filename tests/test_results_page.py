@@ -22,6 +22,8 @@ def test_records_hold_the_small_files_and_never_a_checkpoint():
     for run in runs:
         names = {p.name for p in run.iterdir()}
         assert {"results.json", "config.yaml"} <= names, run
+        assert names <= {"results.json", "config.yaml", "metrics.jsonl", "events.jsonl", "train.jsonl", "train.jsonl.gz",
+                         "eval-probe-concat.json"}, run
         assert not any(n.endswith((".pt", ".carry", ".tar.gz")) for n in names), run
         json.loads((run / "results.json").read_text())
         assert Path(run).parent.name in ("smoke", "demo", "fast", "hour", "paper")  # results/<spec>/<budget>/<cell>-s<seed>
