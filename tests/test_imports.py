@@ -69,7 +69,7 @@ def test_the_import_graph_has_no_cycle():
 # Training (learners) sits below evaluation; memories never see the models; reports read run files.
 LAYERS = [
     ("_version", "errors"),
-    ("utils", "devices", "threads", "precision"),
+    ("utils", "devices", "threads", "precision", "carry"),
     ("config",),
     ("data",),
     ("native",),
@@ -82,7 +82,7 @@ LAYERS = [
     ("report",),
     ("live", "observers", "rundir", "run_directory", "grids"),
     ("loop", "migrate", "costs"),
-    ("api", "demo", "sweep", "cli", "__main__", ""),  # "": the package's __init__
+    ("api", "demo", "sweep", "reproduce", "cli", "__main__", ""),  # "": the package's __init__
 ]
 
 

@@ -5,7 +5,7 @@
 # one thread each, no FID or probes. A finished run is skipped, so the script can be restarted.
 #   OUT=runs/demc-dev bash scripts/experiments/demc-novelty.sh [TAG ...]
 #   .venv/bin/python scripts/experiments/demc-novelty-table.py runs/demc-dev/*/   # the table
-# SRC (optional) pins the code the runs import (e.g. a copy of src/), as in issue9.sh.
+# SRC (optional) pins the code the runs import (e.g. a copy of src/; lib.sh).
 # The z-score of every check is logged whatever the test, so the absolute runs also show where the
 # relative test would first have fired.
 # The loop is run_experiments in lib.sh (each run's log is in $OUT/<tag>/log.txt; runs made before

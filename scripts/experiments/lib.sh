@@ -1,5 +1,5 @@
-# Shared by the resumable experiment scripts beside this file (issue9.sh, demc-hour.sh,
-# demc-novelty.sh). A script sets OUT's default and EXPERIMENTS, sources this file and calls
+# Shared by the resumable experiment scripts beside this file (demc-novelty.sh; the published tables
+# are `streamvae reproduce` specs, not scripts). A script sets OUT's default and EXPERIMENTS, sources this file and calls
 #   run_experiments "$@"
 # EXPERIMENTS entries are "tag|config|overrides": config is a file under configs/ without .yaml,
 # overrides are --set KEY=VALUE pairs separated by spaces, and CAP(<tag>) in them is replaced by

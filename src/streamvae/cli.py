@@ -9,6 +9,7 @@
     streamvae report RUN_DIR [RUN_DIR ...] [--out DIR]
     streamvae compare RUN_DIR [RUN_DIR ...] [--csv FILE] [--latex FILE] [--md FILE]
     streamvae sweep CONFIG [CONFIG ...] --seeds N [--set key=v1,v2 ...] [--jobs J] [--executor local|slurm] --out DIR
+    streamvae reproduce --list | NAME [--budget B] [--seeds N] [--only ROW,...] [--dry-run] [--from results/]
 
 Errors print one line to stderr and exit with status 2; ``--debug`` shows the traceback. A run stopped
 by Ctrl-C or SIGTERM writes its checkpoint, prints ``stopped: ...`` with the resume command and exits
@@ -125,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     dm.add_argument("--data-root", help="folder with one sub-folder per dataset (or STREAMVAE_DATA)")
     dm.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    _reproduce_parser(sub)
     sub.add_parser("list", help="learners, shipped configs and budgets")
     cs = sub.add_parser("config", help="show a config resolved (budget and overrides applied), with each field's comment")
     cs.add_argument("action", choices=["show"])
@@ -170,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
 
             _check_data_root(args.data_root)
             return run_demo(args.out, threads=args.threads, data_root=args.data_root, progress=not args.no_progress)
+        if args.command == "reproduce":
+            return _reproduce(args)
         if args.command == "list":
             from .catalog import list_text
 
@@ -387,6 +391,39 @@ def _sweep(args) -> int:
     return run_sweep(args.configs, args.out, seeds=args.seeds, first_seed=args.first_seed, sets=args.overrides,
                      jobs=args.jobs, executor=args.executor, data_root=args.data_root, plugins=args.plugins,
                      slurm=slurm)
+
+
+def _reproduce_parser(sub) -> None:
+    rp = sub.add_parser("reproduce", help="a published table as a command: runs its missing cells (as sweep does: "
+                                          "finished runs skipped, interrupted ones resumed), then table.md/csv/tex")
+    rp.add_argument("name", nargs="?", metavar="NAME", help="a table spec (--list shows them) or a spec YAML file")
+    rp.add_argument("--list", action="store_true", help="the shipped table specs")
+    rp.add_argument("--budget", help="smoke | demo | fast | hour | paper (default: the spec's)")
+    rp.add_argument("--seeds", type=int, metavar="N", help="seeds 0..N-1 per cell (default: the spec's)")
+    rp.add_argument("--only", metavar="ROW,...", help="only these rows (their keys: --list)")
+    rp.add_argument("--jobs", type=int, default=1, metavar="J", help="runs at once (as for sweep)")
+    rp.add_argument("--executor", choices=["local", "slurm"], default="local")
+    rp.add_argument("--data-root", help="passed to every run; a column whose data is missing there is reported")
+    rp.add_argument("--out", metavar="DIR", help="run directories and the tables (default runs/reproduce/NAME/BUDGET)"
+                                                 "; with --from: where to write the tables")
+    rp.add_argument("--from", dest="records", metavar="DIR", help="build the table from committed records "
+                                                                  "(DIR/NAME/BUDGET/<cell>-s<seed>/) and run nothing")
+    rp.add_argument("--dry-run", action="store_true",
+                    help="every cell: its command, planned optimiser steps, estimated hours, and what is finished")
+
+
+def _reproduce(args) -> int:
+    from . import reproduce
+
+    if args.list:
+        print(reproduce.list_text())
+        return 0
+    if not args.name:
+        raise ConfigError("streamvae reproduce NAME: give a table spec (streamvae reproduce --list shows them)")
+    only = tuple(x.strip() for x in (args.only or "").split(",") if x.strip())
+    return reproduce.reproduce(args.name, budget=args.budget, seeds=args.seeds, only=only, jobs=args.jobs,
+                               executor=args.executor, data_root=args.data_root, out=args.out,
+                               records=args.records, dry_run=args.dry_run)
 
 
 def _data(args) -> int:

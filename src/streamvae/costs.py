@@ -113,7 +113,7 @@ def estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_images: i
 
     Args:
         cfg: the resolved RunConfig.
-        learner: the built learner (``planned_steps``, ``precision``, ``model_kind``, ``dynamic``).
+        learner: the built learner (``planned_steps``, ``precision``, ``model_kind``; Dynamic-OCM's expansion tests).
         arrivals: the stream's length.
         threads: torch threads the run uses (``torch.get_num_threads()`` after the run's setting).
         test_images: the whole test split (``eval.test_size`` 0 means all of it).
@@ -145,7 +145,9 @@ def estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_images: i
             per /= BF16_SPEEDUP
     k_final = 1
     memory_s = 0.0
-    if getattr(learner, "dynamic", False):  # Dynamic-OCM: R at every (expansion_every-th) selection event
+    from .learners.ocm import DynamicOCM
+
+    if isinstance(learner, DynamicOCM):  # Dynamic-OCM: R at every (expansion_every-th) selection event
         c, m = cfg.learner, cfg.memory
         tests = _events(cfg, arrivals) // max(1, c.expansion_every)
         k_final = c.max_components

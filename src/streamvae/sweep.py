@@ -135,9 +135,9 @@ def _segment(key: str, value: str) -> str:
     return f"{key}={clean}"
 
 
-def identity(config: dict) -> dict:
+def identity(config: dict, ignore: Sequence[str] = RUNTIME_FIELDS) -> dict:
     """A resolved config (``to_dict`` / ``config.yaml``) without the fields the sweep sets per machine."""
-    return {k: v for k, v in config.items() if k not in RUNTIME_FIELDS}
+    return {k: v for k, v in config.items() if k not in ignore}
 
 
 def expand(configs: Sequence[str], seeds: Sequence[int], sets: Sequence[str] = (),
@@ -200,8 +200,9 @@ def run_state(run_dir: Path) -> str:
     return "new"
 
 
-def mismatch(spec: RunSpec, run_dir: Path) -> str | None:
-    """Why ``run_dir`` holds another run than ``spec`` (its config.yaml differs), or None."""
+def mismatch(spec: RunSpec, run_dir: Path, ignore: Sequence[str] = RUNTIME_FIELDS) -> str | None:
+    """Why ``run_dir`` holds another run than ``spec`` (its config.yaml differs outside the top-level
+    fields ``ignore``, which ``spec.expected`` must leave out too), or None."""
     path = run_dir / "config.yaml"
     if not path.exists() or not spec.expected:
         return None
@@ -209,14 +210,16 @@ def mismatch(spec: RunSpec, run_dir: Path) -> str | None:
     from .utils import read_regular
 
     try:
-        have = identity(yaml.safe_load(read_regular(path, 1 << 20, follow_symlinks=False)) or {})
+        have = identity(yaml.safe_load(read_regular(path, 1 << 20, follow_symlinks=False)) or {}, ignore)
     except (yaml.YAMLError, OSError, ValueError, AttributeError, RecursionError):  # ValueError: not a regular file
         return f"{path} is unreadable"
+    from .registry import default_config
+
     flat_have, flat_want = flatten(have), flatten(spec.expected)
-    # a field added since the run was made, at its default, is no difference (the run behaves so)
+    # a field added to the code after the run was made is no difference while the grid keeps its default
     defaults = default_config(str(flat_want.get("learner.name", ""))) or {}
     diff = sorted(k for k in set(flat_have) | set(flat_want) if flat_have.get(k) != flat_want.get(k)
-                  and not (k not in flat_have and k in defaults and flat_want[k] == defaults[k]))
+                  and not (k not in flat_have and k in defaults and flat_want.get(k) == defaults[k]))
     if not diff:
         return None
     shown = ", ".join(f"{k}: {flat_have.get(k, '-')!r} there, {flat_want.get(k, '-')!r} here" for k in diff[:3])
@@ -457,12 +460,26 @@ def run_sweep(configs: Sequence[str], out: str | Path, seeds: int = 1, first_see
             raise ConfigError(f"--cluster {slurm.cluster!r} is not valid; choose one of: slurm, local")
     plugins = [str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins]
     specs = expand(configs, range(first_seed, first_seed + seeds), sets, plugins)
-    out = Path(out)
+    return run_specs(specs, out, jobs, executor, data_root, plugins, slurm, summary=True)
 
-    problems = [p for p in (mismatch(spec, out / spec.name) for spec in specs) if p]
+
+def run_specs(specs: Sequence[RunSpec], out: str | Path, jobs: int = 1, executor: str = "local",
+              data_root: str | None = None, plugins: Sequence[str] = (), slurm: SlurmOptions | None = None,
+              summary: bool = False, ignore: Sequence[str] = RUNTIME_FIELDS, label: str = "sweep") -> int:
+    """Run the runs ``specs`` name under ``out`` that are not finished: skip finished ones, resume
+    interrupted ones, refuse (before anything runs) a folder that holds another configuration (its
+    config.yaml differs outside ``ignore``). With ``summary``, ``summary.md`` / ``summary.csv`` too.
+    ``streamvae sweep`` and ``streamvae reproduce`` both run through here.
+
+    Returns:
+        0 when every run finished, 1 when any failed, 130 when interrupted.
+    """
+    slurm = slurm or SlurmOptions()
+    out = Path(out)
+    problems = [p for p in (mismatch(spec, out / spec.name, ignore) for spec in specs) if p]
     if problems:  # another grid was run into this folder: refuse before anything runs or is rewritten
         more = f", and {len(problems) - 1} more run folders do too" if len(problems) > 1 else ""
-        raise ConfigError(f"{problems[0]}{more}: give this sweep another --out")
+        raise ConfigError(f"{problems[0]}{more}: give this {label} another --out")
     out.mkdir(parents=True, exist_ok=True)
 
     n = len(specs)
@@ -480,7 +497,7 @@ def run_sweep(configs: Sequence[str], out: str | Path, seeds: int = 1, first_see
     if executor == "local":
         workers, threads = local_plan(jobs, cores(), len(todo))
         if jobs > cores():
-            print(f"sweep: --jobs {jobs} is more than the {cores()} cores here: {workers} runs at once", flush=True)
+            print(f"{label}: --jobs {jobs} is more than the {cores()} cores here: {workers} runs at once", flush=True)
     else:
         workers, threads = len(todo), slurm.cpus_per_task
     job_list = [{"name": spec.name, "run_dir": str(run_dir), "threads": threads,
@@ -488,7 +505,7 @@ def run_sweep(configs: Sequence[str], out: str | Path, seeds: int = 1, first_see
                 for spec, run_dir, resume in todo]
     resumed = sum(r for _, _, r in todo)
     parallel = f"; {workers} at once x {threads} thread(s)" if executor == "local" and todo else ""
-    print(f"sweep: {n} runs in {out} ({n - len(todo)} already done, {len(todo) - resumed} to start, "
+    print(f"{label}: {n} runs in {out} ({n - len(todo)} already done, {len(todo) - resumed} to start, "
           f"{resumed} to resume){parallel}", flush=True)
 
     counter = itertools.count(1)
@@ -508,12 +525,15 @@ def run_sweep(configs: Sequence[str], out: str | Path, seeds: int = 1, first_see
                 outcomes += run_slurm(job_list, out, slurm, report)
     except KeyboardInterrupt:
         interrupted = True
-    md, csv_path = write_summary(out, specs, outcomes)
+    where = ""
+    if summary:
+        md, csv_path = write_summary(out, specs, outcomes)
+        where = f"; summary: {md} and {csv_path}"
     damaged = damaged_results(out, specs)
     failed = [o for o in outcomes if o["status"] == "failed"]
     stopped = [o for o in outcomes if o["status"] in ("interrupted", "not started")]
-    print(f"sweep: {sum(o['status'] in ('finished', 'skipped') for o in outcomes)} of {n} runs done, "
-          f"{len(failed)} failed, {len(stopped)} interrupted; summary: {md} and {csv_path}", flush=True)
+    print(f"{label}: {sum(o['status'] in ('finished', 'skipped') for o in outcomes)} of {n} runs done, "
+          f"{len(failed)} failed, {len(stopped)} interrupted{where}", flush=True)
     for o in failed:
         print(f"  failed: {o['job']['name']}: {o.get('message') or _last_line(o['log'])}"
               + (f" (log: {o['log']})" if o.get("log") else ""), file=sys.stderr)
@@ -655,5 +675,5 @@ def write_summary(out: Path, specs: Sequence[RunSpec], outcomes: Sequence[dict] 
     return md_path, csv_path
 
 
-__all__ = ["RunSpec", "SlurmOptions", "split_values", "parse_sets", "expand", "command", "execute", "run_sweep",
+__all__ = ["RunSpec", "SlurmOptions", "split_values", "parse_sets", "expand", "command", "execute", "run_sweep", "run_specs",
            "summary_table", "write_summary", "cores"]

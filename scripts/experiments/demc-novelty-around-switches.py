@@ -1,8 +1,7 @@
-"""The issue-11 table at the `hour` budget (markdown), one row per run directory, then mean +- std
-over the seeds of each group (tags that differ only in `-s<seed>`).
-
-    .venv/bin/python scripts/experiments/demc-hour-table.py runs/hour-gpu/*/
-
+"""DEMC's novelty statistic around each task switch, and a per-run table of the DEMC claim's runs
+(one row per run directory, then mean +- std over the seeds of each group: folders that differ only
+in `-s<seed>`). The runs are those of `streamvae reproduce demc-claim --budget hour`:
+    .venv/bin/python scripts/experiments/demc-novelty-around-switches.py runs/reproduce/demc-claim/hour/*/
 Columns: device, recon_sse (all tasks) and its per-task values, reconstruction and generation FID
 and generation IS on the named classifier network (with the number of images), the linear probe,
 clusters, memory, switches detected and false alarms (DEMC: a cluster at the boundary arrival or

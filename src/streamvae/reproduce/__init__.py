@@ -1,0 +1,729 @@
+"""Published tables as commands: a table spec (YAML shipped in ``reproduce/specs/``) names its rows
+(methods: a config and overrides), its columns (streams, or settings such as passes per arrival), the
+published values with their source, the metric and the default seeds; ``streamvae reproduce`` runs the
+cells through :func:`streamvae.sweep.run_specs` (finished runs skipped, interrupted ones resumed) and
+writes the table.
+
+    streamvae reproduce --list
+    streamvae reproduce ocm-table1 --budget fast --seeds 3 --jobs 2          # runs/reproduce/ocm-table1/fast/
+    streamvae reproduce ocm-table1 --budget paper --dry-run                  # every cell: command, steps, hours
+    streamvae reproduce ocm-table1 --budget paper --from results/            # the table from committed records
+
+A cell is ``<row>-<column>`` and its runs are the folders ``<cell>-s<seed>`` of the output directory
+(``runs/reproduce/<spec>/<budget>/`` by default) or of the records (``results/<spec>/<budget>/``).
+What a run is, is its resolved config without the run-environment fields (:data:`ENVIRONMENT`: threads,
+precision, checkpoint interval...): a run made with ``precision=auto`` is the same cell as one made in
+fp32, and the table says which precision each cell's runs used.
+
+A row whose learner is not registered is "not implemented" (it becomes a real row as soon as the
+learner is); a column whose data is missing is "no data: put MNIST under DATA_ROOT/mnist"; neither is
+a failure of the table.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+SPECS = Path(__file__).with_name("specs")
+# top-level config fields that say how a run was executed, not what it computes (a cell is the rest)
+ENVIRONMENT = ("threads", "progress", "tensorboard", "kernels", "device", "precision", "checkpoint_every",
+               "out_dir")
+DEFAULT_OUT = Path("runs") / "reproduce"
+RECORD_FILES = ("results.json", "metrics.jsonl", "events.jsonl", "train.jsonl", "config.yaml")
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_TOP = {"name": str, "title": str, "source": str, "metric": str, "also": list, "higher_is_better": bool,
+        "unit": str, "seeds": int, "budget": str, "verdict": dict, "environment": dict, "columns": list,
+        "rows": list}
+_REQUIRED = ("name", "title", "source", "metric", "columns", "rows")
+_COLUMN = {"key": str, "label": str, "overrides": list}
+_ROW = {"key": str, "label": str, "learner": str, "config": str, "overrides": list, "published": dict,
+        "ours": bool}
+
+
+# ---------------------------------------------------------------------------------------------
+# specs
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    label: str
+    learner: str
+    config: str  # a shipped config name or a path; "{column}" is replaced by the column's key
+    overrides: tuple[str, ...] = ()
+    published: dict[str, float] = field(default_factory=dict)
+    ours: bool = False  # our own reference row: the paper has none
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    title: str
+    source: str
+    metric: str  # "ll", "ll_mixture" or a results.json key
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+    also: tuple[str, ...] = ()
+    higher_is_better: bool = True
+    unit: str = ""
+    seeds: int = 1
+    budget: str = "paper"
+    verdict_sd: float = 2.0
+    verdict_abs: float = 1.0
+    environment: dict[str, tuple[str, ...]] = field(default_factory=dict)  # budget -> run-environment overrides
+    path: str = ""
+
+    def row(self, key: str) -> Row:
+        return next(r for r in self.rows if r.key == key)
+
+    def label_of(self, metric: str) -> str:
+        """How a metric is named in the table (``ll`` is the run's ``ll_iw1000``)."""
+        return {"ll": "ll_iw1000", "ll_mixture": "ll_iw1000 (mixture)"}.get(metric, metric)
+
+
+def spec_names() -> list[str]:
+    return sorted(p.stem for p in SPECS.glob("*.yaml"))
+
+
+def _check_fields(where: str, d: Any, allowed: dict[str, Any], required: tuple[str, ...]) -> None:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where} must be a mapping of {', '.join(allowed)}")
+    for k, v in d.items():
+        if k not in allowed:
+            raise ConfigError(f"{where}: unknown field {k!r}; valid fields: {', '.join(allowed)}")
+        want = allowed[k]
+        if not isinstance(v, want) or (isinstance(v, bool) and want is not bool):
+            name = "number" if isinstance(want, tuple) else {"str": "string", "dict": "mapping"}.get(
+                want.__name__, want.__name__)
+            raise ConfigError(f"{where}: {k} must be a {name}, got {type(v).__name__} {v!r}")
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}")
+
+
+def _strings(where: str, items: list) -> tuple[str, ...]:
+    if not all(isinstance(x, str) and x for x in items):
+        raise ConfigError(f"{where} must be a list of non-empty strings")
+    return tuple(items)
+
+
+def _overrides(where: str, items: list) -> tuple[str, ...]:
+    out = _strings(where, items)
+    for o in out:
+        key = o.split("=", 1)[0].strip()
+        if "=" not in o or key in ("seed", "budget"):
+            raise ConfigError(f"{where}: {o!r} must look like key=value and may not set seed or budget "
+                              "(--seeds and --budget do)")
+    return out
+
+
+def load_spec(name_or_path: str) -> Spec:
+    """A shipped spec by name (``ocm-table1``) or a YAML file; any schema error is one ConfigError line."""
+    p = Path(name_or_path)
+    if not p.is_file():
+        p = SPECS / f"{name_or_path}.yaml"
+        if not _NAME.fullmatch(name_or_path) or not p.is_file():
+            raise ConfigError(f"table spec {name_or_path!r} is neither a file nor a shipped spec; shipped: "
+                              f"{', '.join(spec_names())} (streamvae reproduce --list)")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"table spec {p}: cannot read it ({e})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"table spec {p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    where = f"table spec {p}"
+    _check_fields(where, raw, _TOP, _REQUIRED)
+    if not _NAME.fullmatch(raw["name"]):
+        raise ConfigError(f"{where}: name {raw['name']!r} must be lower-case letters, digits, '-', '_' or '.'")
+    if raw["metric"] == "" or not re.fullmatch(r"[A-Za-z0-9_.]+", raw["metric"]):
+        raise ConfigError(f"{where}: metric {raw['metric']!r} must be ll, ll_mixture or a results.json key")
+    from ..config import BUDGET_NAMES
+
+    budget = raw.get("budget", "paper")
+    if budget not in BUDGET_NAMES:
+        raise ConfigError(f"{where}: budget {budget!r} is unknown; valid budgets: {', '.join(BUDGET_NAMES)}")
+    seeds = raw.get("seeds", 1)
+    if seeds < 1:
+        raise ConfigError(f"{where}: seeds must be at least 1, got {seeds}")
+    verdict = raw.get("verdict", {})
+    _check_fields(f"{where}: verdict", verdict, {"sd": (int, float), "abs": (int, float)}, ())
+    env = raw.get("environment", {})
+    if not isinstance(env, dict) or any(b not in BUDGET_NAMES for b in env):
+        raise ConfigError(f"{where}: environment maps budgets ({', '.join(BUDGET_NAMES)}) to lists of key=value")
+    environment = {}
+    for b, items in env.items():
+        if not isinstance(items, list):
+            raise ConfigError(f"{where}: environment.{b} must be a list of key=value")
+        environment[b] = _overrides(f"{where}: environment.{b}", items)
+        bad = [o for o in environment[b] if o.split("=", 1)[0].strip() not in ENVIRONMENT]
+        if bad:
+            raise ConfigError(f"{where}: environment.{b}: {bad[0]!r} is not a run-environment field; valid: "
+                              f"{', '.join(ENVIRONMENT)} (fields that change the result belong to a row or column)")
+    columns = []
+    for i, c in enumerate(raw["columns"]):
+        w = f"{where}: columns[{i}]"
+        _check_fields(w, c, _COLUMN, ("key", "label"))
+        if not _NAME.fullmatch(c["key"]):
+            raise ConfigError(f"{w}: key {c['key']!r} must be lower-case letters, digits, '-', '_' or '.'")
+        columns.append(Column(c["key"], c["label"], _overrides(f"{w}: overrides", c.get("overrides", []))))
+    keys = [c.key for c in columns]
+    if not columns or len(set(keys)) != len(keys):
+        raise ConfigError(f"{where}: columns must be a non-empty list with distinct keys")
+    rows = []
+    for i, r in enumerate(raw["rows"]):
+        w = f"{where}: rows[{i}]"
+        _check_fields(w, r, _ROW, ("key", "label", "learner", "config"))
+        if not _NAME.fullmatch(r["key"]):
+            raise ConfigError(f"{w}: key {r['key']!r} must be lower-case letters, digits, '-', '_' or '.'")
+        published = r.get("published", {})
+        for col, v in published.items():
+            if col not in keys:
+                raise ConfigError(f"{w}: published names column {col!r}; columns: {', '.join(keys)}")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ConfigError(f"{w}: published.{col} must be a number, got {v!r}")
+        rows.append(Row(r["key"], r["label"], r["learner"], r["config"],
+                        _overrides(f"{w}: overrides", r.get("overrides", [])),
+                        {k: float(v) for k, v in published.items()}, r.get("ours", False)))
+    rkeys = [r.key for r in rows]
+    if not rows or len(set(rkeys)) != len(rkeys):
+        raise ConfigError(f"{where}: rows must be a non-empty list with distinct keys")
+    also = _strings(f"{where}: also", raw.get("also", []))
+    return Spec(raw["name"], raw["title"], raw["source"], raw["metric"], tuple(columns), tuple(rows), also,
+                raw.get("higher_is_better", True), raw.get("unit", ""), seeds, budget,
+                float(verdict.get("sd", 2.0)), float(verdict.get("abs", 1.0)), environment, str(p))
+
+
+# ---------------------------------------------------------------------------------------------
+# cells
+
+
+@dataclass
+class Cell:
+    """One row x column of a table at one budget: runnable, or why not."""
+
+    row: Row
+    column: Column
+    state: str  # "run" | "not implemented" | "no data"
+    note: str = ""
+    config: str = ""  # the config file (absolute), for a runnable cell
+    overrides: tuple[str, ...] = ()  # budget, column's, row's (what the cell is), then the environment's
+    expected: dict = field(default_factory=dict)  # resolved config minus ENVIRONMENT (seed 0's, seed removed)
+
+    @property
+    def key(self) -> str:
+        return f"{self.row.key}-{self.column.key}"
+
+
+def run_name(cell: Cell, seed: int) -> str:
+    return f"{cell.key}-s{seed}"
+
+
+def _identity(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in ENVIRONMENT and k != "seed"}
+
+
+def cells(spec: Spec, budget: str, data_root: str | None = None, only: tuple[str, ...] = (),
+          check_data: bool = True) -> list[Cell]:
+    """Every cell of the table (rows outermost), each resolved: an unknown key or bad value in a spec's
+    overrides is one error here, before anything runs. ``check_data=False`` (reading records) does not
+    look for the datasets: a table of records is the same on every machine."""
+    from .. import config as C
+    from .. import registry
+    from ..catalog import config_path
+    from ..data.datasets import DATASETS, locate
+
+    unknown = [o for o in only if o not in {r.key for r in spec.rows}]
+    if unknown:
+        raise ConfigError(f"--only {unknown[0]!r} is not a row of {spec.name}; rows: "
+                          f"{', '.join(r.key for r in spec.rows)}")
+    names = set(registry.learner_names())
+    out = []
+    for row in spec.rows:
+        if only and row.key not in only:
+            continue
+        for col in spec.columns:
+            if row.learner not in names:
+                out.append(Cell(row, col, "not implemented",
+                                f"not implemented: no learner {row.learner!r} is registered"))
+                continue
+            name = row.config.replace("{column}", col.key)
+            try:
+                path = str(config_path(name).resolve())
+            except ConfigError:
+                out.append(Cell(row, col, "not implemented", f"not implemented: no config {name!r} is shipped"))
+                continue
+            what = (f"budget={budget}", *col.overrides, *row.overrides)
+            env = spec.environment.get(budget, ())
+            cfg = registry.load_config(path, [*what, *env, "seed=0"])
+            missing = [d for d in cfg.stream.datasets if check_data and locate(d, data_root)[0] is None]
+            if missing:
+                where = ", ".join(f"{d.upper()} under DATA_ROOT/{DATASETS[d].folder}" for d in missing)
+                out.append(Cell(row, col, "no data", f"no data: put {where} (--data-root DATA_ROOT, or "
+                                                     f"streamvae data fetch {missing[0]})"))
+                continue
+            out.append(Cell(row, col, "run", "", path, (*what, *env), _identity(C.to_dict(cfg))))
+    return out
+
+
+def reproduce_command(spec: Spec, budget: str, row: Row | None = None, seeds: int | None = None) -> str:
+    """The ``streamvae reproduce`` command that (re)makes the table, or one row of it."""
+    parts = ["streamvae", "reproduce", spec.name, "--budget", budget]
+    if seeds is not None and seeds != spec.seeds:
+        parts += ["--seeds", str(seeds)]
+    if row is not None:
+        parts += ["--only", row.key]
+    return shlex.join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading finished runs
+
+
+def _running_pid(run_dir: Path) -> int | None:
+    """The pid in ``run_dir/.lock`` when that process is alive (read only: the lock is not taken)."""
+    try:
+        text = (run_dir / ".lock").read_text().strip()
+    except OSError:
+        return None
+    if not text.isdigit() or (run_dir / "results.json").exists():
+        return None
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return int(text)
+    return int(text)
+
+
+def _differs(expected: dict, config_file: Path) -> str | None:
+    """The first field where a run's config.yaml differs from the cell's (fields on one side only, such
+    as those added to the code after the run was made, are not compared), or None."""
+    from ..config import flatten
+
+    try:
+        have = yaml.safe_load(config_file.read_text()) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return f"{config_file} is missing or unreadable"
+    if not isinstance(have, dict):
+        return f"{config_file} is not a mapping"
+    a, b = flatten(_identity(have)), flatten(expected)
+    for k in sorted(set(a) & set(b)):
+        if a[k] != b[k]:
+            return f"{k} is {a[k]!r} there, {b[k]!r} in the spec"
+    return None
+
+
+def metric_value(results: dict, metric: str) -> tuple[float | None, str | None]:
+    """``(value, key)`` of ``metric`` in a results.json: ``ll`` / ``ll_mixture`` pick the run's ll_iw{k}."""
+    from ..evaluation.continual import ll_key
+
+    if metric in ("ll", "ll_mixture"):
+        if metric == "ll_mixture" and results.get("components", 1) <= 1:
+            return None, None
+        key = ll_key(results, "" if metric == "ll" else "_mixture")
+    else:
+        key = metric if metric in results else None
+    v = results.get(key) if key else None
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v), key
+    return None, None
+
+
+@dataclass
+class CellRuns:
+    """What a cell's folder holds: finished runs by seed, and the others."""
+
+    finished: dict[int, dict] = field(default_factory=dict)  # seed -> results.json
+    running: dict[int, str] = field(default_factory=dict)  # seed -> "arrival 412/937 (pid 123)"
+    interrupted: dict[int, str] = field(default_factory=dict)
+    foreign: dict[int, str] = field(default_factory=dict)  # seed -> why the folder is another configuration
+
+
+def read_cell(cell: Cell, root: Path) -> CellRuns:
+    out = CellRuns()
+    if cell.state != "run" or not root.is_dir():
+        return out
+    for d in sorted(root.glob(f"{cell.key}-s*")):
+        m = re.fullmatch(re.escape(cell.key) + r"-s(\d+)", d.name)
+        if not m or not d.is_dir():
+            continue
+        seed = int(m.group(1))
+        why = _differs(cell.expected, d / "config.yaml")
+        if why:
+            out.foreign[seed] = why
+            continue
+        try:
+            out.finished[seed] = json.loads((d / "results.json").read_text())
+            continue
+        except (OSError, ValueError):
+            pass
+        where = _progress(d)
+        pid = _running_pid(d)
+        if pid is not None:
+            out.running[seed] = f"{where}running (pid {pid})"
+        elif (d / "checkpoint.pt").exists():
+            out.interrupted[seed] = f"{where}interrupted"
+    return out
+
+
+def _progress(run_dir: Path) -> str:
+    """``"arrival 412/937, "`` from the last line of train.jsonl, or ``""``."""
+    try:
+        with open(run_dir / "train.jsonl", "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            last = f.read().decode(errors="replace").strip().splitlines()[-1]
+        row = json.loads(last)
+        return f"arrival {row['arrival']}, "
+    except (OSError, ValueError, IndexError, KeyError, TypeError):
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# the table
+
+
+HEADER = ["method", "column", "ours", "published", "ours - published", "verdict", "budget", "precision", "note"]
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float | None]:
+    from ..report.tables import mean_std
+
+    mean, sd, _ = mean_std(values)
+    assert mean is not None
+    return mean, sd
+
+
+def _digits(metric: str) -> int:
+    if metric.startswith(("probe", "is_")):
+        return 3 if metric.startswith("probe") else 2
+    if metric in ("memory", "components", "clusters"):
+        return 0
+    return 2
+
+
+def _ours_text(values: list[float], keys: set[str], nominal: str, digits: int) -> str:
+    mean, sd = _mean_sd(values)
+    spread = f" ± {sd:.{digits}f}" if sd is not None else ""
+    shown = sorted(k for k in keys if k != nominal)
+    note = f", {'/'.join(shown)}" if shown else ""
+    return f"{mean:.{digits}f}{spread} (n={len(values)}{note})"
+
+
+def verdict(spec: Spec, mean: float, sd: float | None, published: float) -> str:
+    """``within`` when ``|ours - published| <= max(verdict_sd x sd, verdict_abs)``; else better / worse."""
+    diff = mean - published
+    tol = max(spec.verdict_sd * sd if sd is not None else 0.0, spec.verdict_abs)
+    if abs(diff) <= tol:
+        return "within"
+    return "better" if (diff > 0) == spec.higher_is_better else "worse"
+
+
+def verdict_rule(spec: Spec) -> str:
+    unit = "nat" if spec.unit == "nats" else spec.unit or "unit"
+    direction = "higher" if spec.higher_is_better else "lower"
+    return (f"within: |ours - published| <= max({spec.verdict_sd:g} sd, {spec.verdict_abs:g} {unit}); "
+            f"otherwise better or worse ({direction} is better)")
+
+
+def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], seeds: int | None = None
+                ) -> tuple[list[str], list[list], list[list]]:
+    """``(header, rows for Markdown / LaTeX, rows for CSV)``: one line per cell."""
+    nominal = "ll_iw1000" if spec.metric == "ll" else spec.metric
+    digits = _digits(spec.metric)
+    header = HEADER[:3] + [f"{spec.label_of(a)}" for a in spec.also] + HEADER[3:]
+    csv_header = ["spec", "row", "method", "column", "row_source", "metric", "mean", "sd", "n", "seeds",
+                  *[f"{a}_mean" for a in spec.also], "published", "difference", "verdict", "budget", "precision",
+                  "state", "note"]
+    md_rows, csv_rows = [], []
+    for cell in table_cells:
+        label = cell.row.label + (" (ours)" if cell.row.ours else "")
+        pub = cell.row.published.get(cell.column.key)
+        pub_text = f"{pub:.{digits}f}" if pub is not None else "-"
+        runs = read_cell(cell, root)
+        values: list[float] = []
+        keys: set[str] = set()
+        also_vals: dict[str, list[float]] = {a: [] for a in spec.also}
+        precisions: list[str] = []
+        found_seeds: list[int] = []
+        for seed, res in sorted(runs.finished.items()):
+            v, k = metric_value(res, spec.metric)
+            if v is None or k is None:
+                continue
+            values.append(v)
+            keys.add(k)
+            found_seeds.append(seed)
+            precisions.append(str(res.get("precision", "fp32")))
+            for a in spec.also:
+                av, _ = metric_value(res, a)
+                if av is not None:
+                    also_vals[a].append(av)
+        notes = []
+        if cell.state != "run":
+            ours, diff_text, verdict_text, state = cell.state, "-", "-", cell.state
+            notes.append(cell.note)
+            mean = sd = diff = None
+        elif not values:
+            ours, diff_text, verdict_text, state = "-", "-", "-", "missing"
+            mean = sd = diff = None
+        else:
+            mean, sd = _mean_sd(values)
+            ours = _ours_text(values, keys, nominal, digits)
+            state = "done"
+            if pub is not None:
+                diff = mean - pub
+                diff_text = f"{diff:+.{digits}f}"
+                verdict_text = verdict(spec, mean, sd, pub)
+            else:
+                diff, diff_text, verdict_text = None, "-", "-"
+        if cell.state == "run":
+            if found_seeds:
+                notes.append("seeds " + ", ".join(map(str, found_seeds)))
+            for seed, text in sorted(runs.running.items()):
+                notes.append(f"seed {seed}: {text}")
+            for seed, text in sorted(runs.interrupted.items()):
+                notes.append(f"seed {seed}: {text}")
+            for seed, text in sorted(runs.foreign.items()):
+                notes.append(f"seed {seed}: another configuration ({text})")
+            want = seeds if seeds is not None else spec.seeds
+            if len(values) < want:
+                notes.append(f"{'fill' if not values else 'more seeds'}: {reproduce_command(spec, budget, cell.row, want)}")
+        also_text = []
+        for a in spec.also:
+            also_text.append(_ours_text(also_vals[a], set(), "", _digits(a)).split(" (n=")[0] if also_vals[a] else "-")
+        md_rows.append([label, cell.column.label, ours, *also_text, pub_text, diff_text, verdict_text, budget,
+                        "/".join(sorted(set(precisions))) or "-", "; ".join(notes)])
+        csv_rows.append([spec.name, cell.row.key, cell.row.label, cell.column.label,
+                         "ours" if cell.row.ours else "paper", "/".join(sorted(keys)) or nominal, mean, sd,
+                         len(values), " ".join(map(str, found_seeds)),
+                         *[(_mean_sd(also_vals[a])[0] if also_vals[a] else None) for a in spec.also], pub, diff,
+                         verdict_text if verdict_text != "-" else "", budget, "/".join(sorted(set(precisions))),
+                         state, "; ".join(notes)])
+    return header, md_rows, [csv_header, *csv_rows]
+
+
+def table_markdown(spec: Spec, budget: str, root: Path, table_cells: list[Cell], seeds: int | None = None,
+                   command: str | None = None) -> str:
+    """The table as Markdown, with its title, source, metric, verdict rule and the command that remakes it."""
+    from ..report.tables import to_markdown
+
+    header, rows, _ = build_table(spec, budget, root, table_cells, seeds)
+    header = [header[0], header[1], f"ours: {spec.label_of(spec.metric)}", *header[3:]]
+    lines = [f"### {spec.title} (`{spec.name}`, budget `{budget}`)", "",
+             f"Published: {spec.source}. Ours: mean ± sd (n seeds) of `{spec.label_of(spec.metric)}`"
+             + (f" ({spec.unit})" if spec.unit else "") + (", higher is better" if spec.higher_is_better
+                                                          else ", lower is better")
+             + f". Verdict: {verdict_rule(spec)}.", ""]
+    if command:
+        lines += [f"Remake: `{command}`", ""]
+    lines.append(to_markdown(header, rows))
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(spec: Spec, budget: str, root: Path, table_cells: list[Cell], out: Path,
+                 seeds: int | None = None, command: str | None = None) -> list[Path]:
+    """``table.md``, ``table.csv`` and ``table.tex`` in ``out`` (written atomically)."""
+    from ..report.tables import to_csv, to_latex
+    from ..utils import atomic_write_text
+
+    header, rows, csv_rows = build_table(spec, budget, root, table_cells, seeds)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "table.md", out / "table.csv", out / "table.tex"]
+    atomic_write_text(paths[0], table_markdown(spec, budget, root, table_cells, seeds, command))
+    atomic_write_text(paths[1], to_csv(csv_rows[0], csv_rows[1:]))
+    first_ours = next((i for i, c in enumerate(table_cells) if c.row.ours), None)
+    atomic_write_text(paths[2], to_latex(header, rows, f"{spec.title} ({spec.name}, budget {budget})", first_ours))
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+
+
+def list_text() -> str:
+    lines = ["table specs (streamvae reproduce NAME [--budget B] [--dry-run]):"]
+    for n in spec_names():
+        s = load_spec(n)
+        lines.append(f"  {n:28s} {s.title}")
+        lines.append(f"  {'':28s} rows: {', '.join(r.key for r in s.rows)}; columns: "
+                     f"{', '.join(c.key for c in s.columns)}; default budget {s.budget}, {s.seeds} seed(s)")
+    return "\n".join(lines)
+
+
+def _seed_specs(spec: Spec, budget: str, runnable: list[Cell], seeds: int, plugins=()):
+    from .. import config as C
+    from .. import registry
+    from ..sweep import RunSpec
+
+    out = []
+    for cell in runnable:
+        for seed in range(seeds):
+            ov = (*cell.overrides, f"seed={seed}")
+            cfg = registry.load_config(cell.config, list(ov), plugins)
+            expected = {k: v for k, v in C.to_dict(cfg).items() if k not in ENVIRONMENT}
+            out.append((cell, seed, RunSpec(name=run_name(cell, seed), group=cell.key, config=cell.config,
+                                            overrides=ov, seed=seed, expected=expected)))
+    return out
+
+
+def _shipped_name(arg: str) -> str:
+    """A shipped config's path as its name (``split_fashion/ocm``); anything else as it is."""
+    from ..catalog import CONFIGS
+
+    try:
+        return str(Path(arg).relative_to(CONFIGS.resolve()).with_suffix(""))
+    except ValueError:
+        return arg
+
+
+def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], seeds: int, jobs: int,
+                 data_root: str | None) -> str:
+    """Every cell: its state, its command, planned optimiser steps and the estimated hours here."""
+    from .. import registry
+    from ..costs import estimate
+    from ..evaluation.points import eval_points
+    from ..loop import build
+    from ..sweep import command, cores, local_plan
+
+    runnable = [c for c in table_cells if c.state == "run"]
+    plan = _seed_specs(spec, budget, runnable, seeds)
+    todo = [1 for cell, seed, rs in plan if not (out / rs.name / "results.json").exists()
+            and _running_pid(out / rs.name) is None]
+    _, threads = local_plan(jobs, cores(), max(1, len(todo)))
+    lines = [f"{spec.name}, budget {budget}, {seeds} seed(s), into {out}"]
+    total_h, cached = 0.0, {}
+    for cell in table_cells:
+        if cell.state != "run":
+            lines.append(f"  {cell.key}: {cell.note}")
+    for cell, seed, rs in plan:
+        if cell.key not in cached:
+            cfg = registry.load_config(cell.config, [*cell.overrides, f"seed={seed}", "progress=false"])
+            stream, learner = build(cfg, data_root)
+            steps = learner.planned_steps(len(stream))
+            est = estimate(cfg, learner, len(stream), threads, 10000 * len(cfg.stream.datasets),
+                           len(eval_points(cfg, stream)), stream.x_dim)
+            cached[cell.key] = (steps, est.total_s / 3600 if est is not None else None)
+        steps, hours = cached[cell.key]
+        run_dir = out / rs.name
+        pid = _running_pid(run_dir)
+        if (run_dir / "results.json").exists():
+            state = "finished"
+        elif pid is not None:
+            state = f"{_progress(run_dir)}running (pid {pid})"
+        elif (run_dir / "checkpoint.pt").exists():
+            state = f"{_progress(run_dir)}interrupted: resumes"
+        else:
+            state = "to run"
+        argv = command(rs, run_dir, threads, data_root, resume=state.endswith("resumes"))
+        shown = shlex.join(["streamvae", *[_shipped_name(a) for a in argv[3:]]])
+        est = f"about {hours:.1f} h" if hours is not None else "time unknown"
+        lines.append(f"  {rs.name}: {state}; {f'{steps:,}' if steps else '?'} optimiser steps, {est}\n"
+                     f"      {shown}")
+        if state in ("to run",) or state.endswith("resumes"):
+            total_h += hours or 0.0
+    lines.append(f"to run: {len(todo)} of {len(plan)} runs, about {total_h:.1f} h of training in all "
+                 f"(streamvae.costs, {threads} thread(s) per run; every phase)")
+    return "\n".join(lines)
+
+
+def reproduce(name: str, budget: str | None = None, seeds: int | None = None, only: tuple[str, ...] = (),
+              jobs: int = 1, executor: str = "local", data_root: str | None = None, out: str | None = None,
+              records: str | None = None, dry_run: bool = False, slurm=None) -> int:
+    """``streamvae reproduce``: run what is missing (or, with ``records``, only read), write and print the table."""
+    from ..sweep import run_specs
+
+    spec = load_spec(name)
+    budget = budget or spec.budget
+    from ..config import BUDGET_NAMES
+
+    if budget not in BUDGET_NAMES:
+        raise ConfigError(f"--budget {budget!r} is unknown; valid budgets: {', '.join(BUDGET_NAMES)}")
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    if data_root is not None and not Path(data_root).expanduser().is_dir():
+        raise ConfigError(f"--data-root {data_root} does not exist or is not a directory")
+    n_seeds = seeds if seeds is not None else spec.seeds
+    table_cells = cells(spec, budget, data_root, only, check_data=records is None)
+    command = reproduce_command(spec, budget, None, seeds)
+    if records is not None:
+        if dry_run:
+            raise ConfigError("--dry-run plans runs; --from only reads records: give one of them")
+        root = Path(records) / spec.name / budget
+        if not Path(records).is_dir():
+            raise ConfigError(f"--from {records} is not a directory (the records live in results/)")
+        text = table_markdown(spec, budget, root, table_cells, seeds, command)
+        if out is not None:
+            write_tables(spec, budget, root, table_cells, Path(out), seeds, command)
+        print(text, end="")
+        return 0
+    root = Path(out) if out is not None else DEFAULT_OUT / spec.name / budget
+    if dry_run:
+        print(dry_run_text(spec, budget, root, table_cells, n_seeds, jobs, data_root))
+        return 0
+    plan = _seed_specs(spec, budget, [c for c in table_cells if c.state == "run"], n_seeds)
+    running = [rs for _, _, rs in plan if _running_pid(root / rs.name) is not None]
+    for rs in running:
+        print(f"reproduce: {rs.name} is being written by another process ({_progress(root / rs.name)}"
+              f"pid {_running_pid(root / rs.name)}): left to it", flush=True)
+    specs = [rs for _, _, rs in plan if rs not in running]
+    code = run_specs(specs, root, jobs, executor, data_root, (), slurm, summary=False, ignore=ENVIRONMENT,
+                     label="reproduce") if specs else 0
+    paths = write_tables(spec, budget, root, table_cells, root, seeds, command)
+    print(table_markdown(spec, budget, root, table_cells, seeds, command), end="")
+    print(f"tables: {', '.join(str(p) for p in paths)}")
+    return code
+
+
+# ---------------------------------------------------------------------------------------------
+# RESULTS.md: its tables are generated from the records
+
+
+_BLOCK = re.compile(r"<!-- streamvae reproduce (?P<name>[a-z0-9_.-]+) --budget (?P<budget>[a-z]+) --from results/ -->\n"
+                    r"(?P<body>.*?)<!-- end of generated table -->", re.S)
+
+
+def records_table(name: str, budget: str, records: str | Path) -> str:
+    """What ``streamvae reproduce NAME --budget BUDGET --from RECORDS`` prints."""
+    spec = load_spec(name)
+    table_cells = cells(spec, budget, check_data=False)
+    return table_markdown(spec, budget, Path(records) / spec.name / budget, table_cells, None,
+                          reproduce_command(spec, budget))
+
+
+def regenerate_page(text: str, records: str | Path) -> str:
+    """``text`` (RESULTS.md) with every generated block (``<!-- streamvae reproduce NAME --budget B
+    --from results/ -->`` ... ``<!-- end of generated table -->``) remade from ``records``."""
+    def remake(m: re.Match) -> str:
+        head = m.group(0).split("\n", 1)[0]
+        return f"{head}\n{records_table(m.group('name'), m.group('budget'), records)}<!-- end of generated table -->"
+
+    return _BLOCK.sub(remake, text)
+
+
+def page_blocks(text: str) -> list[tuple[str, str]]:
+    """``[(name, budget)]`` of the generated blocks of a page."""
+    return [(m.group("name"), m.group("budget")) for m in _BLOCK.finditer(text)]
+
+
+__all__ = ["records_table", "regenerate_page", "page_blocks", "Spec", "Row", "Column", "Cell", "ENVIRONMENT", "SPECS", "spec_names", "load_spec", "cells", "run_name",
+           "read_cell", "metric_value", "verdict", "verdict_rule", "build_table", "table_markdown", "write_tables",
+           "reproduce", "list_text", "dry_run_text"]

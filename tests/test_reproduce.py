@@ -1,0 +1,216 @@
+"""``streamvae reproduce``: table specs, cells, skipping finished runs, reading records, the table files."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streamvae import reproduce as R
+from streamvae.cli import main
+from streamvae.data import datasets
+from streamvae.errors import ConfigError
+
+from .conftest import write_fashion_root
+
+# ---------------------------------------------------------------------------------------------
+# specs (no training)
+
+
+def test_list_names_the_three_specs(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("ocm-table1", "dynamic-ocm-dose-response", "demc-claim"):
+        assert name in out
+
+
+def test_every_shipped_spec_loads_and_names_shipped_configs_or_unregistered_learners():
+    from streamvae.catalog import config_path
+    from streamvae.registry import learner_names
+
+    for name in R.spec_names():
+        spec = R.load_spec(name)
+        assert spec.name == name
+        for row in spec.rows:
+            if row.learner in learner_names():
+                for col in spec.columns:
+                    config_path(row.config.replace("{column}", col.key))  # raises when not shipped
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(colour="red"), "unknown field 'colour'"),
+    (lambda d: d.update(seeds="three"), "seeds must be a int"),
+    (lambda d: d["rows"][0].update(published={"split_cifar": -1.0}), "published names column 'split_cifar'"),
+    (lambda d: d["rows"][0].update(overrides=["seed=3"]), "may not set seed or budget"),
+    (lambda d: d.update(environment={"paper": ["learner.lr=1"]}), "not a run-environment field"),
+    (lambda d: d["rows"].append(dict(d["rows"][0])), "distinct keys"),
+    (lambda d: d.pop("metric"), "missing field"),
+])
+def test_a_bad_spec_is_one_line_naming_what_is_wrong(tmp_path, edit, message):
+    raw = yaml.safe_load((R.SPECS / "ocm-table1.yaml").read_text())
+    edit(raw)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=message) as e:
+        R.load_spec(str(path))
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="neither a file nor a shipped spec"):
+        R.load_spec("no-such-table")
+
+
+def test_unregistered_learner_is_not_implemented_and_missing_data_is_no_data(data_root):
+    spec = R.load_spec("ocm-table1")
+    cells = {c.key: c for c in R.cells(spec, "smoke", data_root)}
+    assert cells["limix-split_fashion"].state == "not implemented"
+    assert cells["cndpm-split_mnist"].state == "not implemented"
+    assert cells["ocm-split_mnist"].state == "no data"
+    assert "put MNIST under DATA_ROOT/mnist" in cells["ocm-split_mnist"].note
+    assert cells["ocm-split_fashion"].state == "run"
+    with pytest.raises(ConfigError, match="not a row of ocm-table1"):
+        R.cells(spec, "smoke", data_root, only=("nope",))
+
+
+def test_a_registered_learner_makes_its_row_real(data_root, monkeypatch):
+    from streamvae import registry
+
+    spec = R.load_spec("ocm-table1")
+    real = registry.learner_names()
+    monkeypatch.setattr(registry, "learner_names", lambda: [*real, "limix"])
+    cells = R.cells(spec, "smoke", data_root, only=("limix", "ocm"))  # registered: now its config is looked up
+    assert [c.note for c in cells if c.row.key == "limix"] == [
+        "not implemented: no config 'split_mnist/limix' is shipped",
+        "not implemented: no config 'split_fashion/limix' is shipped"]
+    assert [c.state for c in cells if c.row.key == "ocm"] == ["no data", "run"]
+
+
+def test_verdict_rule():
+    spec = R.load_spec("ocm-table1")  # within max(2 sd, 1 nat), higher is better
+    assert R.verdict(spec, -237.66, None, -237.69) == "within"
+    assert R.verdict(spec, -240.0, 0.2, -237.69) == "worse"
+    assert R.verdict(spec, -236.0, 0.2, -237.69) == "better"
+    assert R.verdict(spec, -240.0, 1.5, -237.69) == "within"  # 2.31 <= 2 x 1.5
+    demc = R.load_spec("demc-claim")  # lower is better
+    assert R.verdict(demc, 20.0, None, 25.0) == "better"
+    assert "max(2 sd, 1 nat)" in R.verdict_rule(spec)
+
+
+def test_a_run_made_with_other_environment_fields_is_the_same_cell(data_root, tmp_path):
+    """precision=auto, threads and checkpoint_every (how the Dynamic-OCM paper runs were started) do not
+    make another cell; a changed learner field does."""
+    from streamvae import config as C
+    from streamvae import registry
+
+    spec = R.load_spec("ocm-table1")
+    cell = next(c for c in R.cells(spec, "paper", data_root) if c.key == "dynamic-ocm-split_fashion")
+    root = tmp_path / "paper"
+    for seed, extra in ((1, []), (2, ["learner.lr=3e-4"])):
+        cfg = registry.load_config(cell.config, ["budget=paper", f"seed={seed}", "threads=1", "precision=auto",
+                                                 "checkpoint_every=10"])
+        d = root / f"dynamic-ocm-split_fashion-s{seed}"
+        d.mkdir(parents=True)
+        resolved = C.to_dict(cfg)
+        if extra:
+            resolved["learner"]["lr"] = 3e-4
+        (d / "config.yaml").write_text(yaml.safe_dump(resolved))
+        (d / "results.json").write_text(json.dumps({"iw_samples": 1000, "ll_iw1000": -237.5, "precision": "fp32"}))
+    runs = R.read_cell(cell, root)
+    assert list(runs.finished) == [1]
+    assert "learner.lr" in runs.foreign[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# a table at the smoke budget (training)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """ocm-table1 at smoke, two seeds, three rows (one not implemented), on the tiny data root."""
+    tmp = tmp_path_factory.mktemp("reproduce")
+    root = write_fashion_root(tmp / "data")
+    out = tmp / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(datasets, "SYSTEM_DIRS", {})
+        mp.setenv("STREAMVAE_CACHE", str(tmp / "cache"))
+        mp.delenv("STREAMVAE_DATA", raising=False)
+        datasets.clear_cache()
+        code = main(["reproduce", "ocm-table1", "--budget", "smoke", "--seeds", "2", "--jobs", "2",
+                     "--only", "reservoir,limix,finetune", "--data-root", str(root), "--out", str(out)])
+        yield {"code": code, "out": out, "data": str(root), "tmp": tmp, "mp": mp}
+    datasets.clear_cache()
+
+
+def test_the_smoke_table_has_each_row_with_published_values_and_n_2(made):
+    assert made["code"] == 0
+    out = made["out"]
+    for name in ("table.md", "table.csv", "table.tex"):
+        assert (out / name).is_file()
+    rows = {(r["row"], r["column"]): r for r in csv.DictReader((out / "table.csv").open())}
+    res = rows[("reservoir", "Split Fashion")]
+    assert res["n"] == "2" and res["seeds"] == "0 1" and res["state"] == "done"
+    assert float(res["published"]) == -280.54 and res["verdict"] in ("within", "better", "worse")
+    assert abs(float(res["difference"]) - (float(res["mean"]) + 280.54)) < 1e-9
+    assert rows[("finetune", "Split Fashion")]["n"] == "2" and rows[("finetune", "Split Fashion")]["published"] == ""
+    assert rows[("limix", "Split Fashion")]["state"] == "not implemented"
+    assert rows[("reservoir", "Split MNIST")]["state"] == "no data"
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "finetune-split_fashion-s0", "finetune-split_fashion-s1", "reservoir-split_fashion-s0",
+        "reservoir-split_fashion-s1"]
+
+
+def test_running_it_again_trains_nothing(made, capsys):
+    out = made["out"]
+    # a run-environment edit (as a run started by hand with precision=auto would have) is still this cell
+    cfg_path = out / "reservoir-split_fashion-s1" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg.update(precision="auto", threads=2, checkpoint_every=10)
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    # a run written before a field existed (at its default now) is this cell too
+    old_path = out / "finetune-split_fashion-s0" / "config.yaml"
+    old = yaml.safe_load(old_path.read_text())
+    del old["eval"]["probe_features"]
+    old_path.write_text(yaml.safe_dump(old))
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/results.json")}
+    logs = {p: p.read_text() for p in out.glob("*/run.log")}
+    capsys.readouterr()
+    assert main(["reproduce", "ocm-table1", "--budget", "smoke", "--seeds", "2", "--only",
+                 "reservoir,limix,finetune", "--data-root", made["data"], "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 already done, 0 to start, 0 to resume" in printed
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/results.json")} == before
+    assert {p: p.read_text() for p in out.glob("*/run.log")} == logs
+
+
+def test_the_table_from_records_equals_the_table_from_the_runs(made, capsys, tmp_path):
+    records = tmp_path / "results"
+    for d in made["out"].iterdir():
+        if d.is_dir():  # what a record holds: the small files, never a checkpoint
+            dest = records / "ocm-table1" / "smoke" / d.name
+            dest.mkdir(parents=True)
+            for name in R.RECORD_FILES:
+                if (d / name).exists():
+                    shutil.copy(d / name, dest / name)
+    capsys.readouterr()
+    assert main(["reproduce", "ocm-table1", "--budget", "smoke", "--seeds", "2", "--only", "reservoir,limix,finetune",
+                 "--data-root", made["data"], "--from", str(records)]) == 0
+    printed = capsys.readouterr().out
+    ran = (made["out"] / "table.md").read_text()
+    # the same table, except that records do not look for data: a column without data here is just missing
+    assert [x for x in printed.splitlines() if "Split MNIST" not in x] == [
+        x for x in ran.splitlines() if "Split MNIST" not in x]
+    assert "(n=2, ll_iw20)" in printed
+    mnist = next(x for x in printed.splitlines() if x.startswith("| VAE-ELBO-Random | Split MNIST"))
+    assert "no data" not in mnist and "fill: streamvae reproduce ocm-table1 --budget smoke --seeds 2" in mnist
+
+
+def test_dry_run_lists_every_cell_with_its_command_steps_and_state(made, capsys):
+    capsys.readouterr()
+    assert main(["reproduce", "ocm-table1", "--budget", "smoke", "--seeds", "3", "--only", "reservoir",
+                 "--data-root", made["data"], "--out", str(made["out"]), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "reservoir-split_fashion-s0: finished" in printed and "reservoir-split_fashion-s2: to run" in printed
+    assert "optimiser steps" in printed and "streamvae run split_fashion/reservoir" in printed
+    assert "to run: 1 of 3 runs" in printed
+    assert not (made["out"] / "reservoir-split_fashion-s2").exists()  # a dry run writes nothing
