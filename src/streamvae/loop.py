@@ -68,7 +68,7 @@ def build(cfg: C.RunConfig, data_root: str | None):
                              if cfg.stream.samples_per_class else "") + "): no arrival would be made")
     torch.manual_seed(cfg.seed)  # model initialisation
     cls = get_learner(cfg.learner.name)
-    model = build_model(cfg.model, stream.x_dim, mixture=cls.model_kind == "mixture", seed=cfg.seed,
+    model = build_model(cfg.model, stream.x_dim, kind=cls.model_kind, seed=cfg.seed,
                         shape=stream.shape, native=native_path)
     model.to(device)  # initialised on the CPU (the same weights on every device), then moved
     generator = torch.Generator(device=device).manual_seed(cfg.seed + 1)  # the learner's draws, on its device
@@ -124,7 +124,8 @@ def evaluate_point(cfg: C.RunConfig, learner, stream: Stream, test, arrival: int
                            "iw_samples": k, "test_size": int(test.x.shape[0]), "tasks_seen": tasks_seen,
                            "task_ends": ends}
     row.update(evaluate(learner.components(), test, stream.num_tasks, tasks_seen, k,
-                        _eval_generator(cfg, arrival), cfg.eval.chunk_rows))
+                        _eval_generator(cfg, arrival), cfg.eval.chunk_rows, learner.mixture_weights(),
+                        cfg.eval.elbo_mixture_samples))
     if cfg.eval.probe:  # representation probes on encoder means; labels reach the probe only
         probe_test = (to_device(stream.test_set(cfg.eval, cfg.eval.probe_test_size), learner.device)
                       if cfg.eval.probe_test_size else test)
@@ -452,7 +453,7 @@ def estimate_seconds(cfg: C.RunConfig, learner, steps: int, x_dim: int) -> float
     if kind == "vaegan":
         per = _UPDATE_S.get(x_dim, 0.35 * x_dim / 784) * getattr(cfg.model, "width", 1.0) ** 2
     else:
-        base, per_sample = _STEP_S[kind]
+        base, per_sample = _STEP_S.get(kind, _STEP_S["vae"])
         samples = getattr(cfg.learner, "elbo_samples", 1)
         per = (base + per_sample * samples) * getattr(cfg.learner, "minibatch", 64) / 64
     if getattr(learner, "precision", "fp32") == "bf16":  # BENCHMARKS.md: 1.7x (MLP, 50 samples), 1.7x (VAE-GAN)

@@ -67,6 +67,10 @@ class Learner(abc.ABC):
         """Models the evaluator scores (a single model here; mixtures return every component)."""
         return [self.model]
 
+    def mixture_weights(self) -> torch.Tensor | None:
+        """Weights of ``components()`` in the evaluator's mixture reading (``None``: uniform 1/K)."""
+        return None
+
     def min_steps_per_arrival(self) -> int | None:
         """Optimiser steps one arrival is sure to take with these settings (``None``: unknown).
         The loop refuses a run whose learner would never take a step."""
