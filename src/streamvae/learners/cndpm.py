@@ -116,7 +116,7 @@ class CNDPM(Learner):
                     self.opts[k].step()
                     self.steps += 1
             self.log_counts[1:] = torch.logaddexp(self.log_counts[1:], usage.double().log())
-            logs["loss"] = float(loss) / len(x)
+            logs["loss"] = float(loss.detach()) / len(x)
         self.train_seconds += time.perf_counter() - t0
         self.arrivals += 1
         # 2. sleep (or, with max_experts reached, keep only the newest stm_capacity images)
@@ -137,7 +137,7 @@ class CNDPM(Learner):
         stm = self.stm.data  # (N, D), one tensor
         n = len(stm)
         expert = self.model.add_expert()
-        self.opts.append(torch.optim.Adam(expert.parameters(), lr=c.lr, betas=(c.beta1, c.beta2)))
+        self.opts.append(self.make_optimizer(expert))
         opt = self.opts[-1]
         self.log_counts = torch.cat([self.log_counts, self.log_counts.new_tensor([math.log(c.new_expert_count + n)])])
         with torch.no_grad():
@@ -146,8 +146,9 @@ class CNDPM(Learner):
         first = last = float("nan")
         for step in range(c.sleep_steps):
             idx = torch.randint(n, (c.sleep_batch,), generator=self.generator, device=stm.device)
-            xb = stm[idx]
-            q = expert.encode(xb, (None if f1 is None else f1[idx], None if f2 is None else f2[idx]))
+            xb = stm.index_select(0, idx)
+            q = expert.encode(xb, (None if f1 is None else f1.index_select(0, idx),
+                                   None if f2 is None else f2.index_select(0, idx)))
             loss = expert.nll(xb, q, c.elbo_samples, self.generator).mean()
             if c.weight_decay:
                 loss = loss + c.weight_decay * sum(p.pow(2).sum() for p in params)
@@ -172,6 +173,10 @@ class CNDPM(Learner):
         return {"arrival": self.arrivals, "expanded": True, "K": len(self.model), "stm": n,
                 "count": float(self.log_counts[-1].exp()), "sleep_loss_first": first, "sleep_loss_last": last,
                 "sleep_s": round(seconds, 3), "s_per_1000_steps": round(1000 * seconds / c.sleep_steps, 4)}
+
+    def make_optimizer(self, expert: CNDPMExpert) -> torch.optim.Optimizer:
+        c = self.cfg.learner  # fused: one kernel for all parameters (same update rule)
+        return torch.optim.Adam(expert.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), fused=True)
 
     # -- what the loop and the evaluator ask ---------------------------------------------------
     def components(self) -> list[torch.nn.Module]:
@@ -206,7 +211,7 @@ class CNDPM(Learner):
         c = self.cfg.learner
         while len(self.model) < state["extra"]["n_experts"]:  # the structure first, then the weights
             e = self.model.add_expert()
-            self.opts.append(torch.optim.Adam(e.parameters(), lr=c.lr, betas=(c.beta1, c.beta2)))
+            self.opts.append(self.make_optimizer(e))
         super().load_state_dict(state)
 
     def load_extra_state(self, state: dict) -> None:
