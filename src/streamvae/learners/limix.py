@@ -112,7 +112,7 @@ class LIMix(Learner):
         if self.windows == 0:
             j = 0
         else:  # the knowledge check
-            scores = [self.knowledge(comp, window) for comp in self.model.components]
+            scores = [self.knowledge(comp, window) for comp in self.model._vaes()]
             j = min(range(len(scores)), key=scores.__getitem__)
             expand = scores[j] > c.threshold and (not c.max_components or len(self.model) < c.max_components)
             event.update({"K_scores": [round(s, 3) for s in scores], "min_K": scores[j], "expanded": expand})
@@ -120,7 +120,7 @@ class LIMix(Learner):
                 self.model.add_component()
                 j = len(self.model) - 1
             else:
-                replay = self.generate(self.model.components[j], round(c.replay_ratio * len(window)))
+                replay = self.generate(self.model._vaes()[j], round(c.replay_ratio * len(window)))
         loss = self.train_stage(j, torch.cat([window, replay]))
         event.update({"trained": j, "K": len(self.model), "replay": len(replay), "loss": loss})
         self.log.append(event)
@@ -132,12 +132,12 @@ class LIMix(Learner):
         """``epochs_per_window`` passes of component ``j`` (and the Student) over ``data``; mean loss."""
         c = self.cfg.learner
         t0 = time.perf_counter()
-        comp = self.model.components[j]
+        comp = self.model._vaes()[j]
         train_shared = self.windows < c.shared_windows
         self.model.shared.requires_grad_(train_shared)
         params = self.model.own_parameters(j) + (list(self.model.shared.parameters()) if train_shared else [])
         opt = torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))  # fresh per stage (released)
-        others = [m for i, m in enumerate(self.model.components) if i != j]
+        others = [m for i, m in enumerate(self.model._vaes()) if i != j]
         per_other = c.minibatch // (len(self.model) + 1)
         losses = []
         for _ in range(c.epochs_per_window):
