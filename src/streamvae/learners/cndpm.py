@@ -6,7 +6,7 @@ arrival (``observe``), with ``x`` binarised afresh (the released loader's Bernou
      frozen random VAE) and every expert, plus the negative log prior count (dummy: ``-log_alpha``,
      fixed; expert k: ``-log N_k``). An image whose best (lowest) score is the dummy's goes to the
      short-term memory (STM). The experts train on the others, each image weighted by its
-     responsibilities (softmax of minus the scores over the real experts); an expert takes an Adam
+     responsibilities (exp of minus the scores over the real experts, normalised as released); an expert takes an Adam
      step (gradient values clipped) only if its usage (summed responsibilities, every image of the
      batch counted, as released) exceeds ``update_min_usage``; every N_k grows by its usage;
   2. sleep, when the STM holds ``stm_capacity`` images: a new expert is created with count
@@ -103,8 +103,12 @@ class CNDPM(Learner):
         self.stm.add(xb[to_stm])  # the binarised draw, as released
         logs = {"to_stm": float(to_stm.float().mean()), "stm": len(self.stm), "experts": len(self.model)}
         if len(self.model):
-            with torch.no_grad():
-                resp = torch.softmax(-nl_joint[:, 1:].detach(), 1)  # over the real experts
+            with torch.no_grad():  # released: exp(-(score - best score)) in fp32, the dummy's zeroed, then
+                # normalised (+1e-7): an image that prefers the dummy by more than ~100 nats underflows to
+                # all-zero responsibilities and adds no usage
+                nj = nl_joint.detach()
+                resp = torch.exp(-nj + nj.min(1, keepdim=True).values)[:, 1:]
+                resp = resp / (resp.sum(1, keepdim=True) + 1e-7)
             loss = ((nll[:, 1:] * (~to_stm).float().unsqueeze(1)) * resp).sum()
             usage = resp.sum(0)  # every image counts, the STM-bound ones too (released)
             for opt in self.opts:
