@@ -107,9 +107,25 @@ class VAEGANConfig:
         check_choice("model.generation_prior", self.generation_prior, ("uniform", "normal"))
 
 
+@dataclass(frozen=True)
+class CNDPMModelConfig:
+    """CN-DPM's experts (released ``mlp_sharing_vae``; learners whose ``model_kind`` is ``cndpm``):
+    Bernoulli MLP VAEs, PyTorch's default initialisation (as released)."""
+
+    name: str = "cndpm-mlp"
+    hidden: int = 64  # vae_nf_base: units of the first expert's layers and of every decoder
+    ext: int = 16  # vae_nf_ext: units of a later expert's own encoder column
+    latent: int = 16  # z_dim
+
+    def validate(self) -> None:
+        for key in ("hidden", "ext", "latent"):
+            check_positive(f"model.{key}", getattr(self, key))
+
+
 # the model section's dataclass for each ``model_kind`` a learner may declare
-MODEL_CONFIGS: dict[str, type[ModelConfig] | type[VAEGANConfig]] = {
-    "vae": ModelConfig, "mixture": ModelConfig, "vaegan": VAEGANConfig}
+MODEL_CONFIGS: dict[str, type[ModelConfig] | type[VAEGANConfig] | type[CNDPMModelConfig]] = {
+    "vae": ModelConfig, "mixture": ModelConfig, "limix": ModelConfig, "vaegan": VAEGANConfig,
+    "cndpm": CNDPMModelConfig}
 ACTIVATIONS = ("tanh", "relu", "softplus", "elu")  # what model.*_activations accept
 
 
@@ -146,6 +162,7 @@ class EvalConfig:
     probe_test_size: int = 0  # test images the probes are scored on (0 = the likelihood's test subset)
     probe_knn: int = 5  # neighbours of the kNN probe
     probe_features: str = "selected"  # a mixture's representation: selected (best-ELBO component's mean) | concat (all K means)
+    elbo_mixture_samples: int = 0  # 0 = off; else also CN-DPM's estimator: log sum_j pi_j exp(ELBO_j(x)), ELBO with this many z draws (released: 16), nats and bits/dim
     # FID / IS with a named feature network (evaluation spec section 3)
     fid: bool = False  # add fid_classifier_* / is_classifier_* (generations and reconstructions)
     fid_curve: bool = False  # also at intermediate evaluation points (else only at the final one)
@@ -163,7 +180,7 @@ class EvalConfig:
         for key in ("iw_samples", "chunk_rows", "points", "grid", "probe_knn", "curve_iw_samples", "fid_generated",
                     "fid_reference", "fid_classifier_epochs", "fid_classifier_width", "is_splits"):
             check_positive(f"eval.{key}", getattr(self, key))
-        for key in ("every", "test_size", "curve_test_size", "probe_train_size", "probe_test_size",
+        for key in ("every", "test_size", "curve_test_size", "probe_train_size", "probe_test_size", "elbo_mixture_samples",
                     "fid_classifier_train_size", "fid_classifier_seed", "binarize_seed"):
             check_nonnegative(f"eval.{key}", getattr(self, key))
         for key in ("fid_classifier_seed", "binarize_seed"):
@@ -559,7 +576,7 @@ def validate(cfg: RunConfig, learner_cls: Any) -> None:
 
 
 __all__ = [
-    "RunConfig", "StreamConfig", "ModelConfig", "VAEGANConfig", "LearnerConfig", "MemoryConfig", "EvalConfig",
+    "RunConfig", "StreamConfig", "ModelConfig", "VAEGANConfig", "CNDPMModelConfig", "LearnerConfig", "MemoryConfig", "EvalConfig",
     "resolve", "skeleton", "to_dict", "to_yaml", "valid_keys", "parse_override", "read_yaml", "check_choice",
     "check_positive", "check_nonnegative", "field_comments",
 ]

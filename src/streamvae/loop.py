@@ -115,7 +115,7 @@ def build(cfg: C.RunConfig, data_root: str | None):
                              if cfg.stream.samples_per_class else "") + "): no arrival would be made")
     torch.manual_seed(cfg.seed)  # model initialisation
     cls = get_learner(cfg.learner.name)
-    model = build_model(cfg.model, stream.x_dim, mixture=cls.model_kind == "mixture", seed=cfg.seed,
+    model = build_model(cfg.model, stream.x_dim, kind=cls.model_kind, seed=cfg.seed,
                         shape=stream.shape, native=native_path)
     model.to(device)  # initialised on the CPU (the same weights on every device), then moved
     generator = torch.Generator(device=device).manual_seed(cfg.seed + 1)  # the learner's draws, on its device

@@ -3,8 +3,11 @@
 For a mixture (several components) two likelihoods are reported (evaluation spec section 3):
   * ``ll_iw{k}_selected``: the paper's protocol; per test image the component with the best k-sample
     bound is chosen, then re-evaluated with fresh samples (optimistic: an oracle on x itself);
-  * ``ll_iw{k}_mixture``: a proper mixture likelihood log sum_j pi_j p_j(x) with uniform weights
-    pi_j = 1/K, each p_j(x) estimated by its k-sample importance-weighted estimate.
+  * ``ll_iw{k}_mixture``: a proper mixture likelihood log sum_j pi_j p_j(x), each p_j(x) estimated by
+    its k-sample importance-weighted estimate; pi_j = 1/K unless the learner gives weights
+    (``Learner.mixture_weights``: CN-DPM's prior counts), recorded in ``mixture_weights``.
+``elbo_samples`` > 0 adds CN-DPM's own estimator ``elbo{n}_mixture`` (log sum_j pi_j exp ELBO_j(x),
+each ELBO with n z draws, as the component's ``elbo`` computes it) and the same in bits per dimension.
 ``ll_iw{k}`` is the selected value for mixtures (what the published tables report).
 Models without ``log_weights`` (DEMC's VAE-GAN) get ``recon_sse`` only. ``evaluate_generation``
 adds FID / IS of generated images and of reconstructions with a named feature network (``eval.fid``).
@@ -32,7 +35,8 @@ def per_task_means(values: torch.Tensor, task: torch.Tensor, num_tasks: int) -> 
 
 @torch.no_grad()
 def score_components(components: list, x: torch.Tensor, k: int, generator: torch.Generator,
-                     chunk_rows: int = 32768, between_chunks=None) -> dict[str, torch.Tensor]:
+                     chunk_rows: int = 32768, between_chunks=None,
+                     weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Per-image scores: ``ll`` (selected or single), ``mixture``, ``choice`` and ``sse``.
 
     Models without a likelihood (``has_likelihood`` False: the VAE-GAN) get ``sse`` only.
@@ -55,13 +59,32 @@ def score_components(components: list, x: torch.Tensor, k: int, generator: torch
         if m.any():  # fresh samples for the chosen component, as released
             selected[m] = iw_log_likelihood(comp, x[m], k, generator, chunk_rows, between_chunks)
             sse[m] = recon_sse(comp, x[m])
-    mixture = torch.logsumexp(lls, 0) - math.log(len(components))
+    mixture = torch.logsumexp(lls + _log_weights(weights, len(components), lls), 0)
     return {"ll": selected, "mixture": mixture, "choice": choice, "sse": sse}
+
+
+def _log_weights(weights: torch.Tensor | None, n: int, like: torch.Tensor) -> torch.Tensor:
+    """log pi_j as a ``(K, 1)`` column (uniform when ``weights`` is None; normalised otherwise)."""
+    if weights is None:
+        return torch.full((n, 1), -math.log(n), dtype=like.dtype, device=like.device)
+    w = weights.to(like.device, like.dtype)
+    return (w / w.sum()).log().unsqueeze(1)
+
+
+@torch.no_grad()
+def elbo_mixture(components: list, x: torch.Tensor, samples: int, generator: torch.Generator,
+                 weights: torch.Tensor | None = None, batch: int = 256) -> torch.Tensor:
+    """CN-DPM's estimator (released ``Ndpm.forward`` at evaluation): log sum_j pi_j exp(ELBO_j(x)),
+    each component's ``elbo`` with ``samples`` z draws; ``(N,)`` nats."""
+    elbos = torch.stack([torch.cat([c.elbo(x[i:i + batch], samples, generator).double()
+                                    for i in range(0, len(x), batch)]) for c in components])  # (K, N)
+    return torch.logsumexp(elbos + _log_weights(weights, len(components), elbos), 0)
 
 
 @torch.no_grad()
 def evaluate(components, test: TestSet, num_tasks: int, tasks_seen: int, k: int,
-             generator: torch.Generator, chunk_rows: int = 32768, between_chunks=None) -> dict:
+             generator: torch.Generator, chunk_rows: int = 32768, between_chunks=None,
+             weights: torch.Tensor | None = None, elbo_samples: int = 0) -> dict:
     """``ll_iw{k}`` and ``recon_sse`` per task, over the tasks seen so far, and over all tasks.
 
     ``ll_iw{k}`` averages over every test image of the tasks seen so far, which at the end of the
@@ -71,7 +94,9 @@ def evaluate(components, test: TestSet, num_tasks: int, tasks_seen: int, k: int,
     modes = [c.training for c in components]
     for c in components:
         c.eval()
-    s = score_components(components, test.x, k, generator, chunk_rows, between_chunks)
+    s = score_components(components, test.x, k, generator, chunk_rows, between_chunks, weights)
+    if elbo_samples and "ll" in s:
+        s["elbo_mixture"] = elbo_mixture(components, test.x, elbo_samples, generator, weights)
     for c, mode in zip(components, modes):
         c.train(mode)
     seen = test.task < tasks_seen
@@ -90,10 +115,14 @@ def evaluate(components, test: TestSet, num_tasks: int, tasks_seen: int, k: int,
         "per_task": {name: per_task_means(s["ll"], test.task, num_tasks),
                      "recon_sse": per_task_means(s["sse"], test.task, num_tasks)},
     }
+    if "elbo_mixture" in s:  # CN-DPM's own estimator (its README reports bits/dim)
+        e = float(s["elbo_mixture"][seen].mean())
+        row[f"elbo{elbo_samples}_mixture"] = e
+        row[f"elbo{elbo_samples}_mixture_bpd"] = -e / math.log(2) / d
     if len(components) > 1:
         row[f"{name}_selected"] = row[name]
         row[f"{name}_mixture"] = float(s["mixture"][seen].mean())
-        row["mixture_weights"] = "uniform"
+        row["mixture_weights"] = "uniform" if weights is None else [round(float(w), 6) for w in weights / weights.sum()]
         row["per_task"][f"{name}_mixture"] = per_task_means(s["mixture"], test.task, num_tasks)
         row["component_share"] = torch.bincount(s["choice"], minlength=len(components)).div(len(test.x)).tolist()
     return row

@@ -28,9 +28,11 @@ class Metric:
 
 
 def likelihood(point) -> dict:
-    """``ll_iw{k}`` (a mixture: selected and mixture) and ``recon_sse``, per task and over the tasks seen."""
+    """``ll_iw{k}`` (a mixture: selected and mixture) and ``recon_sse``, per task and over the tasks seen;
+    with ``eval.elbo_mixture_samples``, CN-DPM's own estimator ``elbo{n}_mixture`` too."""
     return evaluate(point.components, point.test, point.num_tasks, point.tasks_seen, point.k,
-                    point.generator(0), point.cfg.eval.chunk_rows, point.between_chunks)
+                    point.generator(0), point.cfg.eval.chunk_rows, point.between_chunks, point.weights,
+                    point.cfg.eval.elbo_mixture_samples)
 
 
 def probes(point) -> dict:

@@ -47,6 +47,7 @@ class Point:
     k: int  # importance samples of the likelihood here (eval.iw_samples at the end, curve_iw_samples before)
     tasks_seen: int
     between_chunks: Callable[[], object] | None = None  # the run's thread follower
+    weights: torch.Tensor | None = None  # of the components in the mixture reading (None: uniform; CN-DPM: counts)
 
     @property
     def num_tasks(self) -> int:
@@ -70,7 +71,8 @@ def evaluate_point(cfg: RunConfig, learner, stream: Stream, test: TestSet, arriv
     # at the end of a stream cut short (stream.max_batches) that is the tasks it reached, not all
     tasks_seen = sum(e <= arrival for e in ends) + (arrival not in ends)
     point = Point(cfg, learner.components(), stream, to_device(test, learner.device), learner.device, arrival,
-                  cfg.eval.iw_samples if final else cfg.eval.curve_iw_samples, tasks_seen, between_chunks)
+                  cfg.eval.iw_samples if final else cfg.eval.curve_iw_samples, tasks_seen, between_chunks,
+                  learner.mixture_weights())
     row: dict[str, Any] = {"arrival": arrival, "images_seen": arrival * cfg.stream.batch_size, "final": final,
                            "iw_samples": point.k, "test_size": int(point.test.x.shape[0]),
                            "tasks_seen": tasks_seen, "task_ends": ends}

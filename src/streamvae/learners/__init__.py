@@ -4,9 +4,11 @@ dataclasses of its config sections. Built-ins are listed here; out-of-tree learn
 from __future__ import annotations
 
 from .base import Learner
+from .cndpm import CNDPM
 from .demc import DEMC
 from .finetune import Finetune
 from .iid import IID
+from .limix import LIMix
 from .ocm import OCM, DynamicOCM
 from .reservoir import Reservoir
 from .reservoir_vaegan import FinetuneVAEGAN, ReservoirVAEGAN
@@ -22,6 +24,8 @@ LEARNERS: dict[str, type[Learner]] = {
     "demc": DEMC,
     "reservoir-vaegan": ReservoirVAEGAN,
     "finetune-vaegan": FinetuneVAEGAN,
+    "cndpm": CNDPM,
+    "limix": LIMix,
 }
 
 __all__ = ["LEARNERS", "Learner", "VAELearner", "VAETrainingConfig", "VAEGANLearner", "VAEGANTrainingConfig"]

@@ -95,6 +95,10 @@ class Learner(abc.ABC):
         """Models the evaluator scores (a single model here; mixtures return every component)."""
         return [self.model]
 
+    def mixture_weights(self) -> torch.Tensor | None:
+        """Weights of ``components()`` in the evaluator's mixture reading (``None``: uniform 1/K)."""
+        return None
+
     # -- planning: the start banner's steps and the no-step check --------------------------------
     def steps_on(self, images: int) -> int | None:
         """Optimiser steps one arrival takes when it trains on ``images`` images (``None``: unknown)."""
