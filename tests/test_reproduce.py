@@ -61,7 +61,16 @@ def test_a_bad_spec_is_one_line_naming_what_is_wrong(tmp_path, edit, message):
         R.load_spec("no-such-table")
 
 
-def test_unregistered_learner_is_not_implemented_and_missing_data_is_no_data(data_root):
+def _without_peers(monkeypatch):
+    """The registry as it was before CN-DPM and LIMix were learners (their rows: "not implemented")."""
+    from streamvae import registry
+
+    real = [n for n in registry.learner_names() if n not in ("limix", "cndpm")]
+    monkeypatch.setattr(registry, "learner_names", lambda: list(real))
+
+
+def test_unregistered_learner_is_not_implemented_and_missing_data_is_no_data(data_root, monkeypatch):
+    _without_peers(monkeypatch)
     spec = R.load_spec("ocm-table1")
     cells = {c.key: c for c in R.cells(spec, "smoke", data_root)}
     assert cells["limix-split_fashion"].state == "not implemented"
@@ -74,16 +83,24 @@ def test_unregistered_learner_is_not_implemented_and_missing_data_is_no_data(dat
 
 
 def test_a_registered_learner_makes_its_row_real(data_root, monkeypatch):
-    from streamvae import registry
+    from streamvae import catalog
 
     spec = R.load_spec("ocm-table1")
-    real = registry.learner_names()
-    monkeypatch.setattr(registry, "learner_names", lambda: [*real, "limix"])
-    cells = R.cells(spec, "smoke", data_root, only=("limix", "ocm"))  # registered: now its config is looked up
-    assert [c.note for c in cells if c.row.key == "limix"] == [
+    cells = R.cells(spec, "smoke", data_root, only=("limix", "cndpm", "ocm"))  # registered, configs shipped
+    assert {c.key: c.state for c in cells} == {
+        "limix-split_mnist": "no data", "limix-split_fashion": "run", "cndpm-split_mnist": "no data",
+        "cndpm-split_fashion": "run", "ocm-split_mnist": "no data", "ocm-split_fashion": "run"}
+    real_path = catalog.config_path  # a registered learner whose config is not shipped: "not implemented"
+
+    def without_limix(name):
+        if str(name).endswith("/limix"):
+            raise ConfigError(f"no config {name}")
+        return real_path(name)
+
+    monkeypatch.setattr(catalog, "config_path", without_limix)
+    assert [c.note for c in R.cells(spec, "smoke", data_root, only=("limix",))] == [
         "not implemented: no config 'split_mnist/limix' is shipped",
         "not implemented: no config 'split_fashion/limix' is shipped"]
-    assert [c.state for c in cells if c.row.key == "ocm"] == ["no data", "run"]
 
 
 def test_verdict_rule():
@@ -132,6 +149,7 @@ def made(tmp_path_factory):
     root = write_fashion_root(tmp / "data")
     out = tmp / "out"
     with pytest.MonkeyPatch.context() as mp:
+        _without_peers(mp)  # LIMix's row stays "not implemented" here (the path a table takes without a learner)
         mp.setattr(datasets, "SYSTEM_DIRS", {})
         mp.setenv("STREAMVAE_CACHE", str(tmp / "cache"))
         mp.delenv("STREAMVAE_DATA", raising=False)

@@ -37,13 +37,20 @@ else:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="streamvae", description="Task-free continual learning of VAEs (OCM, Dynamic-OCM, DEMC).",
+        prog="streamvae", description="Task-free continual learning of VAEs (OCM, Dynamic-OCM, DEMC, CN-DPM, LIMix).",
         epilog="Start with: streamvae list (learners, configs, budgets); streamvae config show CONFIG; "
                "streamvae run split_fashion/reservoir --set budget=fast")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"streamvae {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
+    for add in (_run_parser, _eval_parser, _report_parsers, _sweep_parser, _demo_parser, _reproduce_parser,
+                _catalog_parsers):
+        add(sub)
+    return p
+
+
+def _run_parser(sub) -> None:
     r = sub.add_parser("run", help="train on a stream and evaluate")
     r.add_argument("config", nargs="?", help="a YAML experiment file, a shipped config's name "
                                              "(e.g. split_fashion/reservoir; streamvae list shows them) or a "
@@ -68,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--tensorboard", action="store_true",
                    help="also log scalars and grids to RUN_DIR/tensorboard (needs: pip install tensorboard)")
 
+
+def _eval_parser(sub) -> None:
     e = sub.add_parser("eval", help="evaluate a finished run's final checkpoint again")
     e.add_argument("run_dir")
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -80,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true",
                    help="evaluate even when the estimated memory or evaluation work is above this machine's limits")
 
+
+def _report_parsers(sub) -> None:
     rep = sub.add_parser("report", help="an HTML + Markdown report (tables, plots, grids) of run directories")
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     rep.add_argument("--out", help="output folder (default: RUN_DIR/report for one run, ./report for several)")
@@ -90,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--latex", metavar="FILE", help="also write the tables as LaTeX (booktabs)")
     cmp.add_argument("--md", metavar="FILE", help="also write the Markdown tables to a file")
 
+
+def _sweep_parser(sub) -> None:
     sw = sub.add_parser("sweep", help="configs x --set values x seeds in one command, locally or on Slurm; "
                                       "DIR/summary.md and summary.csv (mean, std, n over seeds)")
     sw.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML files or shipped config names")
@@ -118,6 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     sl.add_argument("--cluster", choices=["slurm", "local"], default="slurm",
                     help="local: submitit's local executor (the same path, on this machine; for testing)")
 
+
+def _demo_parser(sub) -> None:
     dm = sub.add_parser("demo", help="fine-tuning vs OCM vs Dynamic-OCM on Split Fashion-MNIST (demo budget, "
                                       "a few minutes), a table with the published values, labelled grids")
     dm.add_argument("--out", default="runs/demo", help="folder of the three run directories (default runs/demo; "
@@ -126,7 +141,8 @@ def _parser() -> argparse.ArgumentParser:
     dm.add_argument("--data-root", help="folder with one sub-folder per dataset (or STREAMVAE_DATA)")
     dm.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    _reproduce_parser(sub)
+
+def _catalog_parsers(sub) -> None:
     sub.add_parser("list", help="learners, shipped configs and budgets")
     cs = sub.add_parser("config", help="show a config resolved (budget and overrides applied), with each field's comment")
     cs.add_argument("action", choices=["show"])
@@ -141,7 +157,6 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--data-root")
     d.add_argument("--allow-unverified", action="store_true",
                    help="fetch: accept a download that has no published checksum (OMNIGLOT)")
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ import torch
 from ..config import LearnerConfig, MemoryConfig, check_nonnegative, check_positive
 from ..data.streams import binarize
 from ..errors import ConfigError, TrainingError
-from ..memory import ShortTermMemory
+from ..memory import Memory, ShortTermMemory
 from ..models.cndpm import CNDPMExpert, CNDPMExperts
 from .base import Learner
 
@@ -194,7 +194,7 @@ class CNDPM(Learner):
     def structure(self) -> dict[str, int]:
         return {"experts": len(self.model)}
 
-    def memories(self) -> dict[str, ShortTermMemory]:
+    def memories(self) -> dict[str, Memory]:
         return {"stm": self.stm}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:

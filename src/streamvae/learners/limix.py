@@ -29,7 +29,7 @@ import torch
 from ..config import LearnerConfig, MemoryConfig, check_choice, check_nonnegative, check_positive
 from ..data.streams import binarize
 from ..errors import ConfigError, TrainingError
-from ..memory import ShortTermMemory
+from ..memory import Memory, ShortTermMemory
 from ..models.limix import LIMixVAE
 from ..models.vae import VAE
 from .base import Learner
@@ -208,7 +208,7 @@ class LIMix(Learner):
     def structure(self) -> dict[str, int]:
         return {"limix_components": len(self.model), "windows": self.windows}
 
-    def memories(self) -> dict[str, ShortTermMemory]:
+    def memories(self) -> dict[str, Memory]:
         return {"stm": self.stm}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:

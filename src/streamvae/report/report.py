@@ -180,6 +180,13 @@ def build_report(runs: list[Run]) -> Document:
                   f"{len(runs)} run director{'y' if len(runs) == 1 else 'ies'}: "
                   + "; ".join(f"{r.label} = {r.path} ({r.status()})" for r in runs) + ".")
 
+    for section in (_results_sections, _stream_sections, _time_section, _runs_section):
+        section(doc, runs)
+    return doc
+
+
+def _results_sections(doc: Document, runs: list[Run]) -> None:
+    """Final results (with CSV and LaTeX files) and the comparison with the published numbers."""
     doc.heading(2, "Final results")
     header, rows = final_table(runs)
     doc.table(header, rows)
@@ -203,6 +210,9 @@ def build_report(runs: list[Run]) -> Document:
                   "arrival, 50-sample ELBO). Our rows say their budget; a value shown with (ll_iw{k}) used k "
                   "below 1000.", note=True)
 
+
+def _stream_sections(doc: Document, runs: list[Run]) -> None:
+    """Curves along the stream, memories and components, per-task figures."""
     doc.heading(2, "Along the stream")
     for metric in ("ll", "recon_sse", "probe_linear", "probe_knn"):
         doc.figure(f"stream-{metric}.png", plots.plot_metric_over_stream(runs, metric),
@@ -231,24 +241,31 @@ def build_report(runs: list[Run]) -> Document:
         doc.figure(f"{_slug(run.label)}-per-task-ll.png", plots.plot_per_task_over_stream(run, "ll"),
                    f"{run.label}: log-likelihood of each task along the stream")
 
-    timed = [r for r in runs if isinstance((r.results or {}).get("wall_by_phase_s"), dict)]
-    if timed:
-        doc.heading(2, "Where the time went")
-        # (r.results or {}): the same dict, results being present in every timed run
-        phases = list(dict.fromkeys(k for r in timed for k in (r.results or {})["wall_by_phase_s"]))
-        rows = []
-        for r in timed:
-            results = r.results or {}
-            t = results["wall_by_phase_s"]
-            total = sum(float(v) for v in t.values()) or 1.0
-            rows.append([r.label, results.get("precision", "fp32"), f"{total:.0f}"]
-                        + [f"{float(t.get(k, 0)):.0f} ({float(t.get(k, 0)) / total:.0%})" for k in phases])
-        doc.table(["run", "precision", "total (s)"] + [k.replace("_", " ") for k in phases], rows)
-        doc.paragraph("Wall time by phase (results.json wall_by_phase_s, summed over resumed stretches): optimiser "
-                      "updates; the rest of observe() (memory selection, expansion or novelty tests); evaluation "
-                      "points along the stream; checkpoints; reading the stream and writing logs; the final "
-                      "evaluation.", note=True)
 
+def _time_section(doc: Document, runs: list[Run]) -> None:
+    """Where the wall time went, for the runs that record it."""
+    timed = [r for r in runs if isinstance((r.results or {}).get("wall_by_phase_s"), dict)]
+    if not timed:
+        return
+    doc.heading(2, "Where the time went")
+    # (r.results or {}): the same dict, results being present in every timed run
+    phases = list(dict.fromkeys(k for r in timed for k in (r.results or {})["wall_by_phase_s"]))
+    rows = []
+    for r in timed:
+        results = r.results or {}
+        t = results["wall_by_phase_s"]
+        total = sum(float(v) for v in t.values()) or 1.0
+        rows.append([r.label, results.get("precision", "fp32"), f"{total:.0f}"]
+                    + [f"{float(t.get(k, 0)):.0f} ({float(t.get(k, 0)) / total:.0%})" for k in phases])
+    doc.table(["run", "precision", "total (s)"] + [k.replace("_", " ") for k in phases], rows)
+    doc.paragraph("Wall time by phase (results.json wall_by_phase_s, summed over resumed stretches): optimiser "
+                  "updates; the rest of observe() (memory selection, expansion or novelty tests); evaluation "
+                  "points along the stream; checkpoints; reading the stream and writing logs; the final "
+                  "evaluation.", note=True)
+
+
+def _runs_section(doc: Document, runs: list[Run]) -> None:
+    """Each run: its settings, its resolved config.yaml, its grids."""
     doc.heading(2, "Runs")
     for run in runs:
         doc.heading(3, run.label)
@@ -259,7 +276,6 @@ def build_report(runs: list[Run]) -> Document:
             caption = GRID_CAPTIONS.get(png.name, f"{png.name} from the run directory")
             fig = plots.plot_grid(run, png, GRID_TITLES.get(png.name, png.name))  # ReportError if not a PNG
             doc.figure(f"{_slug(run.label)}-{png.name}", fig, f"{run.label}: {caption}")
-    return doc
 
 
 def write_report(run_dirs, out_dir: str | Path) -> tuple[Path, Path]:

@@ -635,8 +635,8 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
             state = "to run"
         argv = command(rs, run_dir, threads, data_root, resume=state.endswith("resumes"))
         shown = shlex.join(["streamvae", *[_shipped_name(a) for a in argv[3:]]])
-        est = f"about {hours:.1f} h" if hours is not None else "time unknown"
-        lines.append(f"  {rs.name}: {state}; {f'{steps:,}' if steps else '?'} optimiser steps, {est}\n"
+        hours_text = f"about {hours:.1f} h" if hours is not None else "time unknown"
+        lines.append(f"  {rs.name}: {state}; {f'{steps:,}' if steps else '?'} optimiser steps, {hours_text}\n"
                      f"      {shown}")
         if state in ("to run",) or state.endswith("resumes"):
             total_h += hours or 0.0
