@@ -237,6 +237,12 @@ def check_seed(key: str, value: int) -> None:
         raise ConfigError(f"{key} must be between 0 and {MAX_SEED}, got {value}")
 
 
+def check_unit_interval(key: str, value: float) -> None:
+    """``value`` in [0, 1) (Adam's betas, RMSprop's alpha)."""
+    if not 0 <= value < 1:
+        raise ConfigError(f"{key} must be in [0, 1), got {value}")
+
+
 def check_nonnegative(key: str, value: float) -> None:
     if not value >= 0 or value == float("inf"):
         raise ConfigError(f"{key} must be zero or positive (a finite number >= 0), got {value}")

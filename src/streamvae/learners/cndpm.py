@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import LearnerConfig, MemoryConfig, check_nonnegative, check_positive
+from ..config import LearnerConfig, MemoryConfig, check_nonnegative, check_positive, check_unit_interval
 from ..data.streams import binarize
 from ..errors import ConfigError, TrainingError
 from ..memory import Memory, ShortTermMemory
@@ -67,8 +67,7 @@ class CNDPMConfig(LearnerConfig):
         for key in ("weight_decay", "update_min_usage", "max_experts"):
             check_nonnegative(f"learner.{key}", getattr(self, key))
         for key in ("beta1", "beta2"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ConfigError(f"learner.{key} must be in [0, 1), got {getattr(self, key)}")
+            check_unit_interval(f"learner.{key}", getattr(self, key))
 
 
 class CNDPM(Learner):

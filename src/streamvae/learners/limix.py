@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import LearnerConfig, MemoryConfig, check_choice, check_nonnegative, check_positive
+from ..config import (LearnerConfig, MemoryConfig, check_choice, check_nonnegative, check_positive,
+                      check_unit_interval)
 from ..data.streams import binarize
 from ..errors import ConfigError, TrainingError
 from ..memory import Memory, ShortTermMemory
@@ -76,8 +77,7 @@ class LIMixConfig(LearnerConfig):
         if self.evaluate == "student" and not self.student:
             raise ConfigError("learner.evaluate=student needs learner.student=true")
         for key in ("beta1", "beta2"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ConfigError(f"learner.{key} must be in [0, 1), got {getattr(self, key)}")
+            check_unit_interval(f"learner.{key}", getattr(self, key))
 
 
 class LIMix(Learner):

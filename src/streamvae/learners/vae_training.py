@@ -13,10 +13,10 @@ from typing import cast
 
 import torch
 
-from ..config import LearnerConfig, check_choice, check_nonnegative, check_positive
+from ..config import LearnerConfig, check_choice, check_nonnegative, check_positive, check_unit_interval
 from .. import precision
 from ..data.streams import binarize
-from ..errors import ConfigError, TrainingError
+from ..errors import TrainingError
 from ..models.vae import VAE
 from .base import Learner
 
@@ -38,9 +38,7 @@ class VAETrainingConfig(LearnerConfig):
             check_positive(f"learner.{key}", getattr(self, key))
         check_choice("learner.objective", self.objective, ("elbo", "iwae"))
         for key in ("beta1", "beta2"):
-            v = getattr(self, key)
-            if not 0 <= v < 1:
-                raise ConfigError(f"learner.{key} must be in [0, 1), got {v}")
+            check_unit_interval(f"learner.{key}", getattr(self, key))
 
 
 class VAELearner(Learner):

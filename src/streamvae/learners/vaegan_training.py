@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import LearnerConfig, check_choice, check_nonnegative, check_positive
+from ..config import LearnerConfig, check_choice, check_nonnegative, check_positive, check_unit_interval
 from ..data.augment import augment
-from ..errors import ConfigError, TrainingError
+from ..errors import TrainingError
 from ..models.vaegan import VAEGAN, frozen_bn_statistics, gradient_penalty, recorded_bn_update, repeat_bn_update
 from .base import Learner
 
@@ -50,9 +50,7 @@ class VAEGANTrainingConfig(LearnerConfig):
         for key in ("kl_weight", "vae_weight", "gp_weight", "aug_rotation", "aug_shift"):
             check_nonnegative(f"learner.{key}", getattr(self, key))
         for key in ("beta1", "beta2", "rmsprop_alpha"):
-            v = getattr(self, key)
-            if not 0 <= v < 1:
-                raise ConfigError(f"learner.{key} must be in [0, 1), got {v}")
+            check_unit_interval(f"learner.{key}", getattr(self, key))
         check_choice("learner.step_order", self.step_order, ("sequential", "simultaneous"))
         check_choice("learner.rmsprop_init", self.rmsprop_init, ("one", "zero"))
 
