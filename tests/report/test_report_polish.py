@@ -119,3 +119,26 @@ def test_legend_value_says_how_many_tasks():
     assert plots.legend_value(np.array([1.0, 3.0, np.nan])) == "2.00 (mean of 2 tasks)"
     assert plots.legend_value(np.array([np.nan, 0.5]), 3) == "0.500 (1 task)"
     assert plots.legend_value(np.array([np.nan])) == "n/a"
+
+
+def test_a_new_metric_is_one_registry_entry_and_gets_its_column(smoke_runs, monkeypatch, tmp_path):  # noqa: F811
+    """A metric with a headline, added to evaluation.metrics.METRICS, is computed at every point and gets
+    its own column in the final table and in compare's numbers, with no edit to report/."""
+    import json
+    import shutil
+
+    from streamvae.evaluation import metrics
+    from streamvae.report.tables import headline_metrics
+
+    monkeypatch.setitem(metrics.METRICS, "pixels", metrics.Metric(
+        lambda point: {"mean_pixel": float(point.test.x.mean())}, lambda e, final: True, headline=("mean_pixel",)))
+    run = tmp_path / "run"
+    shutil.copytree(smoke_runs["reservoir"], run)
+    final = json.loads((run / "results.json").read_text())
+    final["mean_pixel"] = 0.25  # what the metric above writes into a row
+    (run / "results.json").write_text(json.dumps(final))
+    header, rows = final_table(load_runs([run]))
+    assert header[-1] == "mean_pixel" and rows[0][-1] == "0.25"
+    assert headline_metrics(final)["mean_pixel"] == 0.25
+    monkeypatch.delitem(metrics.METRICS, "pixels")
+    assert "mean_pixel" not in final_table(load_runs([run]))[0]

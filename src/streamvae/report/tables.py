@@ -122,9 +122,10 @@ def _ll_text(final: dict, variant: str = "") -> str:
 
 def final_table(runs: list[Run]) -> Table:
     """One row per run: the final metrics, forgetting, memory, components and wall time."""
+    extra = registered_headlines()  # a metric added to the registry with a headline gets its own column
     header = ["run", "learner", "budget", "status", "log-likelihood (nats)", "mixture ll", "recon_sse",
               "probe linear", "probe kNN", "forgetting ll", "forgetting recon_sse", "forgetting probe",
-              "generation", "memory", "components", "wall (s)"]
+              "generation", "memory", "components", "wall (s)", *extra]
     rows = []
     for run in runs:
         f = run.final
@@ -138,15 +139,27 @@ def final_table(runs: list[Run]) -> Table:
                      fmt(f.get("recon_sse")), fmt(f.get("probe_linear"), 3), fmt(f.get("probe_knn"), 3),
                      fmt(ll_forget), fmt(sse_forget), fmt(probe_forget, 3), generation_text(f), memory_text(f),
                      fmt(f.get("components")) + (f", {f['clusters']} clusters" if "clusters" in f else ""),
-                     fmt(None if wall is None else float(wall), 0)])
+                     fmt(None if wall is None else float(wall), 0), *(fmt(f.get(k)) for k in extra)])
         e = run.rescored
         if e is not None:  # streamvae eval re-scored a checkpoint: its own row, labelled with what it scored
             what = f"arrival {e.get('arrival')}" + (" (unfinished)" if e.get("unfinished") else "")
             rows.append([f"{run.label} (streamvae eval, {what})", run.learner, run.budget, "re-scored",
                          _ll_text(e), _ll_text(e, "_mixture") if e.get("components", 1) > 1 else "-",
                          fmt(e.get("recon_sse")), fmt(e.get("probe_linear"), 3), fmt(e.get("probe_knn"), 3),
-                         "-", "-", "-", generation_text(e), memory_text(e), fmt(e.get("components")), "-"])
+                         "-", "-", "-", generation_text(e), memory_text(e), fmt(e.get("components")), "-",
+                         *(fmt(e.get(k)) for k in extra)])
     return header, rows
+
+
+# the headline numbers the tables above already show in their own columns
+_SHOWN = ("ll", "recon_sse", "probe_linear", "probe_knn")
+
+
+def registered_headlines() -> list[str]:
+    """Headline names of the metric registry (``evaluation.metrics.METRICS``) that no fixed column shows."""
+    from ..evaluation.metrics import METRICS
+
+    return [n for metric in METRICS.values() for n in metric.headline if n not in _SHOWN]
 
 
 def config_table(run: Run) -> Table:
@@ -161,12 +174,9 @@ def config_table(run: Run) -> Table:
         ("arrivals", run.arrivals_total), ("epochs per arrival", lr.get("epochs_per_arrival")),
         ("objective", f"{lr.get('objective', '?')}, {lr.get('elbo_samples', '?')} samples, lr {lr.get('lr', '?')}"),
     ]
-    if run.learner == "reservoir":
-        items.append(("memory", f"reservoir, capacity {m.get('capacity')}"))
-    elif run.learner in ("ocm", "dynamic-ocm"):
-        items.append(("memory", f"STM {m.get('stm_capacity')}, LTM cap {m.get('ltm_capacity')}, "
-                                f"kernel {m.get('kernel')}, select {m.get('select')}"))
-    if run.learner == "dynamic-ocm":
+    if isinstance(m, dict) and m:  # whatever the learner's memory section holds (config.yaml is data)
+        items.append(("memory", ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in m.items())))
+    if "expansion_threshold" in lr:  # a growing mixture (Dynamic-OCM): its expansion test
         items.append(("expansion", f"threshold {lr.get('expansion_threshold')} nats, "
                                    f"max {lr.get('max_components')} components, k {lr.get('expansion_samples')}"))
     items.append(("evaluation", f"final k {e.get('iw_samples')} on {e.get('test_size') or 'all'} test images; "
@@ -193,6 +203,9 @@ def headline_metrics(final: dict) -> dict[str, float]:
     for k, v in final.items():
         if re.fullmatch(r"(fid|is)_(classifier|inception)_(gen|recon)", k) and number(v):
             out[k] = float(v)
+    for k in registered_headlines():
+        if number(final.get(k)):
+            out[k] = float(final[k])
     if number(final.get("memory")):
         out["memory"] = float(final["memory"])
     sizes = memory_sizes(final)
