@@ -107,6 +107,9 @@ def _events(cfg: Any, arrivals: int) -> int:
     return (arrivals * b) // (cap + b) if cap else 0
 
 
+CALIBRATED_KINDS = ("vae", "mixture", "vaegan")  # the model kinds whose unit costs are measured
+
+
 def estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_images: int = 10000,
              eval_points: int = 5, x_dim: int = 784) -> Estimate | None:
     """The wall time of a run of ``learner`` (built from ``cfg``) over ``arrivals`` arrivals, by phase.
@@ -121,14 +124,16 @@ def estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_images: i
         x_dim: pixels per image (a VAE-GAN update's cost depends on the image size).
 
     Returns:
-        An :class:`Estimate`, or None where there are no measured unit costs (CUDA, an unknown step count).
+        An :class:`Estimate`, or None where there are no measured unit costs (CUDA, CN-DPM or LIMix, an unknown step count).
     """
     if getattr(getattr(learner, "device", None), "type", "cpu") != "cpu":
+        return None
+    kind = type(learner).model_kind
+    if kind not in CALIBRATED_KINDS:  # CN-DPM's experts, LIMix's components: no measured unit costs yet
         return None
     steps = learner.planned_steps(arrivals)
     if not steps:
         return None
-    kind = type(learner).model_kind
     precision = getattr(learner, "precision", "fp32")
     notes = []
     if kind == "vaegan":
@@ -186,8 +191,8 @@ def banner_lines(cfg: Any, learner: Any, arrivals: int, eval_points: int, x_dim:
     test_images = 10000 * len(cfg.stream.datasets)
     est = estimate(cfg, learner, arrivals, threads, test_images, eval_points, x_dim)
     if est is None:
-        return [f"  about {steps:,} optimiser steps (no measured unit costs on {learner.device.type}: "
-                "the progress bar's ETA is the figure)"]
+        return [f"  about {steps:,} optimiser steps (no measured unit costs for {type(learner).model_kind} models "
+                f"on {learner.device.type}: the progress bar's ETA is the figure)"]
     line = f"  about {steps:,} optimiser steps; wall time {est.describe()} with {threads} thread(s)"
     if cfg.threads == 0 and threads > 1:
         one = estimate(cfg, learner, arrivals, 1, test_images, eval_points, x_dim)

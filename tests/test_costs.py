@@ -1,0 +1,38 @@
+"""The cost model behind the start banner (streamvae.costs): one estimate per phase a run records."""
+from __future__ import annotations
+
+import pytest
+
+from streamvae import costs
+from streamvae.evaluation.points import eval_points
+from streamvae.loop import build
+from streamvae.registry import load_config
+from streamvae.run_directory import PHASES
+
+
+@pytest.mark.parametrize("name", ["ocm", "dynamic-ocm", "reservoir"])
+def test_the_estimate_covers_every_recorded_phase_and_more_threads_never_cost_more(data_root, name):
+    from .conftest import REPO
+
+    cfg = load_config(REPO / f"configs/split_fashion/{name}.yaml", ["budget=fast", "threads=1"])
+    stream, learner = build(cfg, data_root)
+    points = len(eval_points(cfg, stream))
+    one = costs.estimate(cfg, learner, len(stream), 1, 10000, points, stream.x_dim)
+    two = costs.estimate(cfg, learner, len(stream), 2, 10000, points, stream.x_dim)
+    assert one is not None and two is not None
+    assert set(PHASES) | {"final_evaluation"} == set(one.phases)  # every phase wall_by_phase_s records
+    assert all(v >= 0 for v in one.phases.values()) and one.phases["train_steps"] > 0
+    assert two.total_s <= one.total_s
+    assert abs(one.total_s - sum(one.phases.values())) < 1e-9
+
+
+@pytest.mark.parametrize("name", ["cndpm", "limix"])
+def test_learners_without_measured_unit_costs_get_no_estimate(data_root, name):
+    """Their banner says so and points to the progress bar, rather than printing a figure off by 30x."""
+    from .conftest import REPO
+
+    cfg = load_config(REPO / f"configs/split_fashion/{name}.yaml", ["budget=smoke"])
+    stream, learner = build(cfg, data_root)
+    assert costs.estimate(cfg, learner, len(stream), 1) is None
+    lines = costs.banner_lines(cfg, learner, len(stream), 2, stream.x_dim)
+    assert len(lines) == 1 and "no measured unit costs" in lines[0]
