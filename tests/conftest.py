@@ -76,6 +76,22 @@ def data_root(tmp_path, monkeypatch) -> str:
     return str(root)
 
 
+def full_and_resumed(tmp_path: Path, args: list[str], data_root: str, crash_at: int = 3) -> tuple[dict, dict]:
+    """``results.json`` of a whole run and of one crashed at ``crash_at`` then resumed (``tmp_path/full``,
+    ``tmp_path/part``), wall-time fields left out: the pair a resume-equality test compares."""
+    import json
+
+    from streamvae.cli import main
+
+    assert main(["run", *args, "--out", str(tmp_path / "full")]) == 0
+    with stream_crashing_at(crash_at), pytest.raises(RuntimeError):
+        main(["run", *args, "--out", str(tmp_path / "part")])
+    assert main(["run", "--resume", str(tmp_path / "part"), "--data-root", data_root]) == 0
+    read = lambda d: {k: v for k, v in json.loads((tmp_path / d / "results.json").read_text()).items()  # noqa: E731
+                      if "wall" not in k}
+    return read("full"), read("part")
+
+
 @contextlib.contextmanager
 def stream_crashing_at(arrival: int):
     """Inside the block ``Stream.batch`` raises ``RuntimeError`` at ``arrival``: a simulated crash."""

@@ -16,7 +16,7 @@ from streamvae.models.bounds import iw_log_likelihood
 from streamvae.loop import build
 from streamvae.registry import load_config
 
-from ..conftest import REPO, stream_crashing_at, write_fashion_root
+from ..conftest import REPO, full_and_resumed, write_fashion_root
 
 CFG = str(REPO / "configs/split_fashion/cndpm.yaml")
 
@@ -102,16 +102,10 @@ def test_the_mixture_reading_uses_the_given_weights(data_root):
 
 def test_resume_equals_an_uninterrupted_run(tmp_path, data_root):
     args = [CFG, "--set", "budget=smoke", "--no-progress", "--data-root", data_root]
-    assert main(["run", *args, "--out", str(tmp_path / "full")]) == 0
-    full = json.loads((tmp_path / "full/results.json").read_text())
+    full, part = full_and_resumed(tmp_path, args, data_root)
     assert full["experts"] >= 2 and full["components"] == full["experts"]
     assert isinstance(full["mixture_weights"], list) and len(full["mixture_weights"]) == full["experts"]
-    with stream_crashing_at(3), pytest.raises(RuntimeError):
-        main(["run", *args, "--out", str(tmp_path / "part")])
-    assert main(["run", "--resume", str(tmp_path / "part"), "--data-root", data_root]) == 0
-    part = json.loads((tmp_path / "part/results.json").read_text())
-    strip = lambda r: {k: v for k, v in r.items() if "wall" not in k}  # noqa: E731
-    assert strip(full) == strip(part)
+    assert full == part
     drop = lambda text: [{k: v for k, v in json.loads(line).items() if "_s" not in k}  # noqa: E731
                          for line in text.splitlines()]
     assert drop((tmp_path / "part/events.jsonl").read_text()) == drop((tmp_path / "full/events.jsonl").read_text())

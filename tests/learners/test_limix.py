@@ -13,7 +13,7 @@ from streamvae.errors import ConfigError
 from streamvae.loop import build
 from streamvae.registry import load_config
 
-from ..conftest import REPO, stream_crashing_at
+from ..conftest import REPO, full_and_resumed
 
 CFG = str(REPO / "configs/split_fashion/limix.yaml")
 
@@ -97,15 +97,9 @@ def test_the_student_is_what_is_scored_when_asked(data_root):
 
 def test_resume_equals_an_uninterrupted_run(tmp_path, data_root):
     args = [CFG, "--set", "budget=smoke", "--set", "learner.threshold=0.0", "--no-progress", "--data-root", data_root]
-    assert main(["run", *args, "--out", str(tmp_path / "full")]) == 0
-    full = json.loads((tmp_path / "full/results.json").read_text())
+    full, part = full_and_resumed(tmp_path, args, data_root)
     assert full["limix_components"] >= 2
-    with stream_crashing_at(3), pytest.raises(RuntimeError):
-        main(["run", *args, "--out", str(tmp_path / "part")])
-    assert main(["run", "--resume", str(tmp_path / "part"), "--data-root", data_root]) == 0
-    part = json.loads((tmp_path / "part/results.json").read_text())
-    strip = lambda r: {k: v for k, v in r.items() if "wall" not in k}  # noqa: E731
-    assert strip(full) == strip(part)
+    assert full == part
     assert (tmp_path / "part/events.jsonl").read_text() == (tmp_path / "full/events.jsonl").read_text()
 
 
