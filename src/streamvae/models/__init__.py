@@ -22,10 +22,10 @@ def build_model(cfg: ModelConfig | VAEGANConfig | CNDPMModelConfig, x_dim: int, 
 
     ``shape`` = (C, H, W) of the stream's images (the VAE-GAN's convolutions need it; without it a
     square shape is guessed from ``x_dim``: 784 -> (1, 28, 28), 3072 -> (3, 32, 32)). ``native``:
-    the MLP VAEs use ``streamvae.native`` where it supports the case (the run's ``kernels``).
+    the MLP VAEs (and CN-DPM's experts, when evaluated) use ``streamvae.native`` where it supports the case (the run's ``kernels``).
     """
     if kind == "cndpm":
-        return CNDPMExperts(cast(CNDPMModelConfig, cfg), x_dim, seed=seed)
+        return CNDPMExperts(cast(CNDPMModelConfig, cfg), x_dim, seed=seed, native=native)
     if kind == "limix":
         return LIMixVAE(cast(ModelConfig, cfg), x_dim, seed=seed, native=native)
     mixture = mixture or kind == "mixture"

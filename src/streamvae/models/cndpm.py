@@ -11,10 +11,15 @@ column. Expert 0 is the dummy: a randomly initialised, frozen first-expert netwo
     e = mix.add_expert()                   # expert 1; e.encode(x) is a Normal (B, 16)
     outs = mix.encode_all(x)               # [(mu, logvar)] of every real expert, one pass of the chain
     nll = -e.elbo(x, samples=1)            # released loss: BCE of one z draw + analytic KL, (B,)
+
+With ``native=True`` (the run's ``kernels``) the evaluation's ``log_weights`` (no autograd) goes
+through ``streamvae.native``, the MLP VAE's fused decoder + Bernoulli pass: the same terms for the
+same draws, differing by fp32 rounding only. Training keeps the torch path.
 """
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import cast
 
 import torch
@@ -22,7 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Normal
 
+from .. import native
 from ..config import CNDPMModelConfig
+from ..native import decoder as native_decoder
 from .likelihoods import BernoulliImage
 
 
@@ -34,9 +41,10 @@ class CNDPMExpert(nn.Module):
 
     has_likelihood = True  # the evaluator scores ll_iw{k} through encode / log_weights
 
-    def __init__(self, cfg: CNDPMModelConfig, x_dim: int, precursors: list["CNDPMExpert"]):
+    def __init__(self, cfg: CNDPMModelConfig, x_dim: int, precursors: list["CNDPMExpert"],
+                 native: bool = False):
         super().__init__()
-        self.cfg, self.x_dim = cfg, x_dim
+        self.cfg, self.x_dim, self.native = cfg, x_dim, native
         self.precursors = list(precursors)
         width = cfg.hidden if not precursors else cfg.ext  # this expert's own column
         cat = cfg.hidden + len(precursors) * cfg.ext  # features at each depth, earlier experts' included
@@ -93,9 +101,20 @@ class CNDPMExpert(nn.Module):
         """``log p(x|z) + log p(z) - log q(z|x)``, z ~ q: ``(k, B)`` (the IW bound's terms)."""
         q = self.encode(x) if q is None else q
         eps = torch.randn((k,) + q.loc.shape, generator=generator, device=q.loc.device)
+        if self._native_eval(x, q):  # the same terms through the fused C pass (evaluation only)
+            view = SimpleNamespace(decoder=[self.dec[0:2], self.dec[2:4]], to_x=self.dec[4])
+            return native_decoder.log_weights_nograd(native.library(), view, x, eps, q.loc, q.scale,
+                                                     ("relu", "relu"))
         z = q.loc + q.scale * eps
         prior = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
         return self.decode(z).log_prob(x) + prior - q.log_prob(z).sum(-1)
+
+    def _native_eval(self, x: torch.Tensor, q: Normal) -> bool:
+        """Whether ``log_weights`` may use the native pass: asked for, no autograd, fp32 CPU tensors."""
+        w = self.dec[4].weight
+        return (self.native and not torch.is_grad_enabled() and w.dtype == torch.float32
+                and w.device.type == "cpu" and x.dtype == torch.float32 and x.device.type == "cpu"
+                and x.dim() == 2 and q.loc.dtype == torch.float32 and native.library() is not None)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -110,10 +129,10 @@ class CNDPMExpert(nn.Module):
 class CNDPMExperts(nn.Module):
     """The dummy (expert 0, frozen) and the growing list of real experts."""
 
-    def __init__(self, cfg: CNDPMModelConfig, x_dim: int = 784, seed: int = 0):
+    def __init__(self, cfg: CNDPMModelConfig, x_dim: int = 784, seed: int = 0, native: bool = False):
         super().__init__()
-        self.cfg, self.x_dim, self.seed = cfg, x_dim, seed
-        self.dummy = CNDPMExpert(cfg, x_dim, [])
+        self.cfg, self.x_dim, self.seed, self.native = cfg, x_dim, seed, native
+        self.dummy = CNDPMExpert(cfg, x_dim, [], native=native)
         self.dummy.requires_grad_(False)
         self.experts = nn.ModuleList()
 
@@ -127,7 +146,7 @@ class CNDPMExperts(nn.Module):
         """A new expert whose column reads every earlier expert's features; seeded by (seed, index)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed * 1009 + len(self.experts) + 1)
-            new = CNDPMExpert(self.cfg, self.x_dim, self.real())
+            new = CNDPMExpert(self.cfg, self.x_dim, self.real(), native=self.native)
         new.to(self.dummy.enc1.weight.device)
         self.experts.append(new)
         return new
