@@ -610,7 +610,7 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
             and _running_pid(out / rs.name) is None]
     _, threads = local_plan(jobs, cores(), max(1, len(todo)))
     lines = [f"{spec.name}, budget {budget}, {seeds} seed(s), into {out}"]
-    total_h, cached = 0.0, {}
+    total_h, unknown, cached = 0.0, 0, {}
     for cell in table_cells:
         if cell.state != "run":
             lines.append(f"  {cell.key}: {cell.note}")
@@ -640,7 +640,11 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
                      f"      {shown}")
         if state in ("to run",) or state.endswith("resumes"):
             total_h += hours or 0.0
-    lines.append(f"to run: {len(todo)} of {len(plan)} runs, about {total_h:.1f} h of training in all "
+            unknown += hours is None
+    known = f"about {total_h:.1f} h" if unknown < len(todo) or not todo else "time unknown"
+    if unknown and unknown < len(todo):
+        known += f" for {len(todo) - unknown} of them, {unknown} of unknown time (no cost model for their learner)"
+    lines.append(f"to run: {len(todo)} of {len(plan)} runs, {known} "
                  f"(streamvae.costs, {threads} thread(s) per run; every phase)")
     return "\n".join(lines)
 
