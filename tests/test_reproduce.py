@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -203,14 +202,23 @@ def test_running_it_again_trains_nothing(made, capsys):
 
 def test_the_table_from_records_equals_the_table_from_the_runs(made, capsys, tmp_path):
     records = tmp_path / "results"
-    for d in made["out"].iterdir():
-        if d.is_dir():  # what a record holds: the small files, never a checkpoint
-            dest = records / "ocm-table1" / "smoke" / d.name
-            dest.mkdir(parents=True)
-            for name in R.RECORD_FILES:
-                if (d / name).exists():
-                    shutil.copy(d / name, dest / name)
+    args = ["reproduce", "ocm-table1", "--budget", "smoke", "--seeds", "2", "--only", "reservoir,limix,finetune",
+            "--out", str(made["out"]), "--record", str(records)]
+    before = {p: p.stat().st_mtime_ns for p in made["out"].rglob("*")}
+    assert main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in made["out"].rglob("*")} == before  # --record runs nothing
+    written = sorted(p.relative_to(records).as_posix() for p in records.rglob("*") if p.is_file())
+    runs = sorted(d.name for d in made["out"].iterdir() if d.is_dir())
+    # what a record holds: the small files, never a checkpoint
+    assert written == sorted(f"ocm-table1/smoke/{r}/{n}" for r in runs for n in R.RECORD_FILES
+                             if (made["out"] / r / n).is_file())
+    assert all((made["out"] / r / "checkpoint.pt").is_file() for r in runs)
+    for r in runs:
+        assert (records / "ocm-table1/smoke" / r / "results.json").read_bytes() == (
+            made["out"] / r / "results.json").read_bytes()
     capsys.readouterr()
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("(unchanged)") == len(runs)
     assert main(["reproduce", "ocm-table1", "--budget", "smoke", "--seeds", "2", "--only", "reservoir,limix,finetune",
                  "--data-root", made["data"], "--from", str(records)]) == 0
     printed = capsys.readouterr().out

@@ -425,6 +425,8 @@ def _reproduce_parser(sub) -> None:
                                                                   "(DIR/NAME/BUDGET/<cell>-s<seed>/) and run nothing")
     rp.add_argument("--dry-run", action="store_true",
                     help="every cell: its command, planned optimiser steps, estimated hours, and what is finished")
+    rp.add_argument("--record", metavar="DIR", help="copy the record files of every finished run (never a "
+                                                    "checkpoint) into DIR/NAME/BUDGET/<cell>-s<seed>/ and run nothing")
 
 
 def _reproduce(args) -> int:
@@ -438,7 +440,7 @@ def _reproduce(args) -> int:
     only = tuple(x.strip() for x in (args.only or "").split(",") if x.strip())
     return reproduce.reproduce(args.name, budget=args.budget, seeds=args.seeds, only=only, jobs=args.jobs,
                                executor=args.executor, data_root=args.data_root, out=args.out,
-                               records=args.records, dry_run=args.dry_run)
+                               records=args.records, dry_run=args.dry_run, record=args.record)
 
 
 def _data(args) -> int:

@@ -649,10 +649,37 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
     return "\n".join(lines)
 
 
+def record_runs(spec: Spec, budget: str, root: Path, table_cells: list[Cell], seeds: int, dest: Path) -> list[str]:
+    """Copy the record files (:data:`RECORD_FILES`, never a checkpoint) of every finished run of the
+    table under ``root`` into ``dest/<spec>/<budget>/<run>/``, each file written atomically; runs not
+    finished are left out. Returns the runs copied (``(unchanged)`` where the record was already equal)."""
+    from ..utils import atomic_write_bytes
+
+    done = []
+    for cell, _, rs in _seed_specs(spec, budget, [c for c in table_cells if c.state == "run"], seeds):
+        src = root / rs.name
+        if not (src / "results.json").is_file() or _running_pid(src) is not None:
+            continue
+        target = dest / spec.name / budget / rs.name
+        changed = False
+        for name in RECORD_FILES:
+            f = src / name
+            if not f.is_file() or f.is_symlink():
+                continue
+            data = f.read_bytes()
+            if not (target / name).is_file() or (target / name).read_bytes() != data:
+                target.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target / name, data)
+                changed = True
+        done.append(f"{target}{'' if changed else ' (unchanged)'}")
+    return done
+
+
 def reproduce(name: str, budget: str | None = None, seeds: int | None = None, only: tuple[str, ...] = (),
               jobs: int = 1, executor: str = "local", data_root: str | None = None, out: str | None = None,
-              records: str | None = None, dry_run: bool = False, slurm=None) -> int:
-    """``streamvae reproduce``: run what is missing (or, with ``records``, only read), write and print the table."""
+              records: str | None = None, dry_run: bool = False, slurm=None, record: str | None = None) -> int:
+    """``streamvae reproduce``: run what is missing (or, with ``records``, only read; with ``record``,
+    only copy the finished runs' records), write and print the table."""
     from ..sweep import run_specs
 
     spec = load_spec(name)
@@ -666,7 +693,7 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
     if data_root is not None and not Path(data_root).expanduser().is_dir():
         raise ConfigError(f"--data-root {data_root} does not exist or is not a directory")
     n_seeds = seeds if seeds is not None else spec.seeds
-    table_cells = cells(spec, budget, data_root, only, check_data=records is None)
+    table_cells = cells(spec, budget, data_root, only, check_data=records is None and record is None)
     command = reproduce_command(spec, budget, None, seeds)
     if records is not None:
         if dry_run:
@@ -680,6 +707,12 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
         print(text, end="")
         return 0
     root = Path(out) if out is not None else DEFAULT_OUT / spec.name / budget
+    if record is not None:
+        if dry_run:
+            raise ConfigError("--dry-run plans runs; --record only copies finished runs' records: give one of them")
+        copied = record_runs(spec, budget, root, table_cells, n_seeds, Path(record))
+        print("\n".join(f"recorded: {c}" for c in copied) if copied else f"no finished run under {root} to record")
+        return 0
     if dry_run:
         print(dry_run_text(spec, budget, root, table_cells, n_seeds, jobs, data_root))
         return 0
@@ -730,4 +763,4 @@ def page_blocks(text: str) -> list[tuple[str, str]]:
 
 __all__ = ["records_table", "regenerate_page", "page_blocks", "Spec", "Row", "Column", "Cell", "ENVIRONMENT", "SPECS", "spec_names", "load_spec", "cells", "run_name",
            "read_cell", "metric_value", "verdict", "verdict_rule", "build_table", "table_markdown", "write_tables",
-           "reproduce", "list_text", "dry_run_text"]
+           "reproduce", "record_runs", "list_text", "dry_run_text"]
