@@ -116,10 +116,15 @@ class CNDPMModelConfig:
     hidden: int = 64  # vae_nf_base: units of the first expert's layers and of every decoder
     ext: int = 16  # vae_nf_ext: units of a later expert's own encoder column
     latent: int = 16  # z_dim
+    # |log sigma^2| of q(z|x) is clamped here (0 = no limit, released). Inert below it; the released
+    # protocol on Split Fashion reaches ~110 at expert 38's initialisation and goes NaN (docs/peers.md)
+    logvar_limit: float = 80.0
 
     def validate(self) -> None:
         for key in ("hidden", "ext", "latent"):
             check_positive(f"model.{key}", getattr(self, key))
+        if not (math.isfinite(self.logvar_limit) and self.logvar_limit >= 0):
+            raise ConfigError(f"model.logvar_limit must be a finite number >= 0 (0 = no limit), got {self.logvar_limit}")
 
 
 # the model section's dataclass for each ``model_kind`` a learner may declare

@@ -39,3 +39,25 @@ def test_training_keeps_the_torch_path_with_its_gradients():
     lw.sum().backward()
     assert e.dec[4].weight.grad is not None and e.enc1.weight.grad is not None
     assert mix.real()[0].enc1.weight.grad is None  # precursors' features are detached
+
+
+def test_the_logvar_limit_is_inert_below_it_and_keeps_an_overgrown_chain_finite():
+    from dataclasses import replace
+
+    x = (torch.rand(16, 784, generator=torch.Generator().manual_seed(2)) > 0.6).float()
+    free = CNDPMExperts(replace(CNDPMModelConfig(), logvar_limit=0.0), 784, seed=1)
+    guarded = CNDPMExperts(CNDPMModelConfig(), 784, seed=1)
+    free.grow_to(3)
+    guarded.grow_to(3)
+    guarded.load_state_dict(free.state_dict())
+    with torch.no_grad():
+        for a, b in zip(free.encode_all(x), guarded.encode_all(x)):  # healthy experts: bitwise the same
+            assert torch.equal(a.loc, b.loc) and torch.equal(a.scale, b.scale)
+        for mix in (free, guarded):  # precursors whose features grew large (as at expert 38, released protocol)
+            for e in mix.real()[:2]:
+                e.enc1.weight.mul_(3000.0)
+        last_free, last_guarded = free.encode_all(x)[-1], guarded.encode_all(x)[-1]
+    assert (2 * last_free.scale.log()).abs().max() > 80  # log sigma^2 beyond the limit without it
+    assert (2 * last_guarded.scale.log()).abs().max() <= 80 + 1e-4
+    lw = guarded.real()[-1].log_weights(x, 8, torch.Generator().manual_seed(0))
+    assert torch.isfinite(lw).all()

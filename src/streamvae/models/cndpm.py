@@ -64,7 +64,10 @@ class CNDPMExpert(nn.Module):
         h1 = h1 if f1 is None else torch.cat([f1, h1], 1)
         h2 = F.relu(self.enc2(h1))
         h2 = h2 if f2 is None else torch.cat([f2, h2], 1)
-        return self.to_mu(h2), self.to_logvar(h2), h1, h2
+        logvar = self.to_logvar(h2)
+        if self.cfg.logvar_limit:  # an overflow guard (model.logvar_limit): the released code has none
+            logvar = logvar.clamp(-self.cfg.logvar_limit, self.cfg.logvar_limit)
+        return self.to_mu(h2), logvar, h1, h2
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Detached features of the precursors at both depths (what this expert's column takes)."""
