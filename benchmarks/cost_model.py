@@ -40,13 +40,25 @@ MEASURED = [
      "the same run: its estimate with 2 threads"),
 ]
 
+MEASURED += [  # CN-DPM: results/ocm-table1/{paper,fast}/cndpm-split_fashion-s*/results.json
+    ("CN-DPM paper s0", "split_fashion/cndpm", ["budget=paper", "checkpoint_every=10"], 1,
+     {"train_steps": 1590.3, "memory_and_events": 0.9, "rest": 230.9, "final_evaluation": 1164.1},
+     "2026-12-06, 1 thread beside another run, AMD EPYC"),
+    ("CN-DPM fast s1", "split_fashion/cndpm", ["budget=fast"], 1,
+     {"train_steps": 530.2, "memory_and_events": 1.0, "rest": 169.0, "final_evaluation": 284.1},
+     "2026-12-06, 1 thread beside another run, AMD EPYC"),
+    ("CN-DPM fast s2", "split_fashion/cndpm", ["budget=fast"], 1,
+     {"train_steps": 416.9, "memory_and_events": 0.9, "rest": 124.9, "final_evaluation": 288.7},
+     "2026-12-06, 1 thread beside another run, AMD EPYC"),
+]
+
 ESTIMATED = ["split_fashion/finetune", "split_fashion/reservoir", "split_fashion/ocm", "split_fashion/iwae-ocm",
-             "split_fashion/dynamic-ocm"]
+             "split_fashion/dynamic-ocm", "split_fashion/cndpm"]
 
 
 def _learner(cfg):
     cls = get_learner(cfg.learner.name)
-    model = build_model(cfg.model, 784, mixture=cls.model_kind == "mixture", seed=0, shape=(1, 28, 28), native=False)
+    model = build_model(cfg.model, 784, seed=0, shape=(1, 28, 28), native=False, kind=cls.model_kind)
     extra = {"dataset": torch.zeros(0, 784)} if cls.needs_dataset else {}
     return cls(cfg, model, torch.Generator().manual_seed(0), **extra)
 

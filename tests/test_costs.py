@@ -26,7 +26,26 @@ def test_the_estimate_covers_every_recorded_phase_and_more_threads_never_cost_mo
     assert abs(one.total_s - sum(one.phases.values())) < 1e-9
 
 
-@pytest.mark.parametrize("name", ["cndpm", "limix"])
+def test_cndpm_is_estimated_per_sleep_and_per_expert(data_root):
+    """One sleep per STM's worth of images (the released log_alpha on Fashion sends them all there):
+    training grows with the sleep length, evaluation with the test images, and every phase is there."""
+    from .conftest import REPO
+
+    def est(*extra):
+        cfg = load_config(REPO / "configs/split_fashion/cndpm.yaml", ["budget=fast", "threads=1", *extra])
+        stream, learner = build(cfg, data_root)
+        e = costs.estimate(cfg, learner, 937, 1, 10000, 5, stream.x_dim)
+        assert e is not None and set(PHASES) | {"final_evaluation"} == set(e.phases)
+        return e
+
+    base, long_sleeps, all_images = est(), est("learner.sleep_steps=12000"), est("eval.test_size=0")
+    assert "59 experts" in base.notes[0]  # 937 x 64 images / 1000 per sleep
+    assert long_sleeps.phases["train_steps"] > 3 * base.phases["train_steps"]
+    assert all_images.phases["final_evaluation"] > 4 * base.phases["final_evaluation"]
+    assert est("learner.max_experts=10").phases["final_evaluation"] < base.phases["final_evaluation"]
+
+
+@pytest.mark.parametrize("name", ["limix"])
 def test_learners_without_measured_unit_costs_get_no_estimate(data_root, name):
     """Their banner says so and points to the progress bar, rather than printing a figure off by 30x."""
     from .conftest import REPO

@@ -107,7 +107,50 @@ def _events(cfg: Any, arrivals: int) -> int:
     return (arrivals * b) // (cap + b) if cap else 0
 
 
-CALIBRATED_KINDS = ("vae", "mixture", "vaegan")  # the model kinds whose unit costs are measured
+CALIBRATED_KINDS = ("vae", "mixture", "vaegan", "cndpm")  # the model kinds whose unit costs are measured
+
+# CN-DPM (AMD EPYC with AVX512-BF16, 1 thread beside another run, fp32, 2026-12-06; docs/peers.md): a
+# sleep step (batch 50) 2.2-3.0 ms (events.jsonl s_per_1000_steps); the wake 1.6-1.8 ms per arrival and
+# expert; the k-sample bound on the native path about 2 us per image x sample x expert (final evaluations:
+# 1,164 s for 10,000 x 1000 x 54, 284-289 s for 2,000 x 1000 x 55, probes included); the torch-path
+# ELBOs of the evaluation (CN-DPM's 16-sample estimator, the 10-sample choice of reconstructions)
+# about 10 us per image x sample x expert. Two threads were not measured: the same unit costs.
+CNDPM_SLEEP_MS = 2.5
+CNDPM_WAKE_MS = 1.7
+CNDPM_IW_US = 2.0
+CNDPM_ELBO_US = 10.0
+CNDPM_CHECKPOINT_S = 0.15  # one checkpoint of about 50 experts (40 MB)
+
+
+def _cndpm_estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_images: int,
+                    eval_points: int) -> Estimate:
+    """CN-DPM: one sleep per ``stm_capacity`` images (every image to the STM: what the released
+    ``log_alpha`` does on Fashion-MNIST, so an upper bound elsewhere), the wake over the experts so far,
+    and every evaluation over all experts."""
+    c, ev = cfg.learner, cfg.eval
+    sleeps = arrivals * cfg.stream.batch_size // cfg.memory.stm_capacity
+    if c.max_experts:
+        sleeps = min(sleeps, c.max_experts)
+    experts = max(1, sleeps)
+    final_images = ev.test_size or test_images
+    curve_images = ev.curve_test_size or final_images
+    points = max(0, eval_points - 1)
+    elbo_draws = ev.elbo_mixture_samples + 10  # CN-DPM's estimator + the reconstructions' choice
+
+    def evaluation(images: int, k: int, k_experts: float) -> float:
+        return (images * k * (k_experts + 1) * CNDPM_IW_US * 1e-6 + images * elbo_draws * k_experts
+                * CNDPM_ELBO_US * 1e-6 + _probe_seconds(cfg, threads, round(k_experts)))
+
+    phases = {
+        "train_steps": sleeps * c.sleep_steps * CNDPM_SLEEP_MS * 1e-3 + arrivals * experts / 2 * CNDPM_WAKE_MS * 1e-3,
+        "memory_and_events": 0.0,
+        "evaluation_points": points * evaluation(curve_images, ev.curve_iw_samples, experts / 2),
+        "checkpoints": (arrivals // cfg.checkpoint_every if cfg.checkpoint_every else 1) * CNDPM_CHECKPOINT_S,
+        "stream_and_logs": arrivals * ARRIVAL_S,
+        "final_evaluation": evaluation(final_images, ev.iw_samples, experts),
+    }
+    return Estimate(phases, threads, machine="2-core AMD EPYC (docs/peers.md), fp32",
+                    notes=[f"CN-DPM: {experts} experts if every image goes to the short-term memory"])
 
 
 def estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_images: int = 10000,
@@ -124,13 +167,15 @@ def estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_images: i
         x_dim: pixels per image (a VAE-GAN update's cost depends on the image size).
 
     Returns:
-        An :class:`Estimate`, or None where there are no measured unit costs (CUDA, CN-DPM or LIMix, an unknown step count).
+        An :class:`Estimate`, or None where there are no measured unit costs (CUDA, LIMix, an unknown step count).
     """
     if getattr(getattr(learner, "device", None), "type", "cpu") != "cpu":
         return None
     kind = type(learner).model_kind
-    if kind not in CALIBRATED_KINDS:  # CN-DPM's experts, LIMix's components: no measured unit costs yet
+    if kind not in CALIBRATED_KINDS:  # LIMix's components: no measured unit costs yet
         return None
+    if kind == "cndpm":
+        return _cndpm_estimate(cfg, learner, arrivals, threads, test_images, eval_points)
     steps = learner.planned_steps(arrivals)
     if not steps:
         return None
@@ -197,7 +242,7 @@ def banner_lines(cfg: Any, learner: Any, arrivals: int, eval_points: int, x_dim:
     if cfg.threads == 0 and threads > 1:
         one = estimate(cfg, learner, arrivals, 1, test_images, eval_points, x_dim)
         line += f", {duration(one.total_s) if one else '?'} with one (a busy machine)"
-    return [line, "  (costs measured on BENCHMARKS.md's 2-core Intel Xeon, streamvae.costs; the progress bar's "
+    return [line, f"  (costs measured on a {est.machine.split(',')[0]}, streamvae.costs; the progress bar's "
                   "ETA is the measured figure)"]
 
 
