@@ -656,7 +656,7 @@ def record_runs(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
     from ..utils import atomic_write_bytes
 
     done = []
-    for cell, _, rs in _seed_specs(spec, budget, [c for c in table_cells if c.state == "run"], seeds):
+    for _, _, rs in _seed_specs(spec, budget, [c for c in table_cells if c.state == "run"], seeds):
         src = root / rs.name
         if not (src / "results.json").is_file() or _running_pid(src) is not None:
             continue
@@ -695,6 +695,8 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
     n_seeds = seeds if seeds is not None else spec.seeds
     table_cells = cells(spec, budget, data_root, only, check_data=records is None and record is None)
     command = reproduce_command(spec, budget, None, seeds)
+    if records is not None and record is not None:
+        raise ConfigError("--from reads records and --record writes them: give one of them")
     if records is not None:
         if dry_run:
             raise ConfigError("--dry-run plans runs; --from only reads records: give one of them")
