@@ -114,10 +114,8 @@ class CNDPMExpert(nn.Module):
 
     def _native_eval(self, x: torch.Tensor, q: Normal) -> bool:
         """Whether ``log_weights`` may use the native pass: asked for, no autograd, fp32 CPU tensors."""
-        w = self.dec[4].weight
-        return (self.native and not torch.is_grad_enabled() and w.dtype == torch.float32
-                and w.device.type == "cpu" and x.dtype == torch.float32 and x.device.type == "cpu"
-                and x.dim() == 2 and q.loc.dtype == torch.float32 and native.library() is not None)
+        out = cast(nn.Linear, self.dec[4])
+        return self.native and not torch.is_grad_enabled() and native.tensors_supported(out.weight, x, q)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

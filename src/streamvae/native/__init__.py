@@ -20,7 +20,7 @@ from torch.distributions import Normal
 from . import decoder
 from .clib import ACTIVATION_KINDS, error, library, status
 
-__all__ = ["supports", "log_weights", "decoder_kinds", "library", "status", "error"]
+__all__ = ["supports", "tensors_supported", "log_weights", "decoder_kinds", "library", "status", "error"]
 
 
 def decoder_kinds(activations: tuple[str, ...], likelihood: str) -> tuple[str, ...] | None:
@@ -37,11 +37,16 @@ def supports(model, x: torch.Tensor, q: Normal) -> bool:
     blocks with a ``Linear`` Bernoulli output layer and the reference ``decode``, else ``None``); here
     the call is checked: fp32 CPU parameters and tensors, ``x: (B, D)`` without a gradient, ``q`` over
     ``(B, Z)``, and the native library loaded (it is built here on first use)."""
-    w = model.to_x.weight
-    return (model.native_decoder is not None and w.dtype == torch.float32 and w.device.type == "cpu"
-            and x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 2 and not x.requires_grad
-            and q.loc.shape == (x.shape[0], model.cfg.latent) and q.loc.dtype == torch.float32
-            and library() is not None)
+    return (model.native_decoder is not None and q.loc.shape == (x.shape[0], model.cfg.latent)
+            and tensors_supported(model.to_x.weight, x, q))
+
+
+def tensors_supported(weight: torch.Tensor, x: torch.Tensor, q: Normal) -> bool:
+    """The tensor checks every caller of the native pass shares: an fp32 CPU output-layer ``weight``,
+    ``x: (B, D)`` fp32 on the CPU without a gradient, an fp32 ``q``, and the library loaded."""
+    return (weight.dtype == torch.float32 and weight.device.type == "cpu" and x.dtype == torch.float32
+            and x.device.type == "cpu" and x.dim() == 2 and not x.requires_grad
+            and q.loc.dtype == torch.float32 and library() is not None)
 
 
 def log_weights(model, x: torch.Tensor, eps: torch.Tensor, q: Normal) -> torch.Tensor:
