@@ -52,8 +52,28 @@ MEASURED += [  # CN-DPM: results/ocm-table1/{paper,fast}/cndpm-split_fashion-s*/
      "2026-12-06, 1 thread beside another run, AMD EPYC"),
 ]
 
+MEASURED += [  # LIMix: results/{ocm-table1,peers-options}/*/limix*-split_fashion-s*/results.json; its estimate
+    # is given the run's final component count (the count is only known at the end)
+    ("LIMix paper s0 (threshold 50: 2 components)", "split_fashion/limix", ["budget=paper", "checkpoint_every=10"],
+     1, {"train_steps": 1377.1, "memory_and_events": 3.7, "rest": 12.6, "final_evaluation": 172.8},
+     "2026-12-06, 1 thread beside another run, AMD EPYC", 2),
+    ("LIMix paper, threshold 25 (7 components)", "split_fashion/limix",
+     ["budget=paper", "checkpoint_every=10", "learner.threshold=25"], 1,
+     {"train_steps": 2034.5, "memory_and_events": 8.7, "rest": 31.8, "final_evaluation": 495.4},
+     "2026-12-06, 1 thread beside another run, AMD EPYC", 7),
+    ("LIMix fast s1 (21 components)", "split_fashion/limix", ["budget=fast"], 1,
+     {"train_steps": 98.6, "memory_and_events": 37.4, "rest": 132.3, "final_evaluation": 295.1},
+     "2026-12-06, 1 thread beside another run, AMD EPYC", 21),
+    ("LIMix fast s2 (21 components)", "split_fashion/limix", ["budget=fast"], 1,
+     {"train_steps": 92.4, "memory_and_events": 35.5, "rest": 114.0, "final_evaluation": 262.0},
+     "2026-12-06, 1 thread beside another run, AMD EPYC", 21),
+    ("LIMix fast, Bernoulli loss (30 components)", "split_fashion/limix", ["budget=fast", "learner.loss=bernoulli"], 1,
+     {"train_steps": 111.2, "memory_and_events": 49.5, "rest": 154.7, "final_evaluation": 407.7},
+     "2026-12-06, 1 thread beside another run, AMD EPYC", 30),
+]
+
 ESTIMATED = ["split_fashion/finetune", "split_fashion/reservoir", "split_fashion/ocm", "split_fashion/iwae-ocm",
-             "split_fashion/dynamic-ocm", "split_fashion/cndpm"]
+             "split_fashion/dynamic-ocm", "split_fashion/cndpm", "split_fashion/limix"]
 
 
 def _learner(cfg):
@@ -63,8 +83,9 @@ def _learner(cfg):
     return cls(cfg, model, torch.Generator().manual_seed(0), **extra)
 
 
-def row(label: str, cfg, threads: int, measured: dict, where: str, arrivals: int = 937) -> str:
-    est = costs.estimate(cfg, _learner(cfg), arrivals, threads)
+def row(label: str, cfg, threads: int, measured: dict, where: str, arrivals: int = 937,
+        components: int | None = None) -> str:
+    est = costs.estimate(cfg, _learner(cfg), arrivals, threads, components=components)
     assert est is not None
     p = est.phases
     rest = p["evaluation_points"] + p["checkpoints"] + p["stream_and_logs"]
@@ -79,8 +100,9 @@ def main(argv: list[str]) -> None:
     print("| run | threads | training steps (s, measured / estimated) | memory and expansion tests | final evaluation "
           "| evaluation points, checkpoints, logs | total | estimate / measured | measured on |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    for label, name, overrides, threads, measured, where in MEASURED:
-        print(row(label, load_config(config_path(name), overrides), threads, measured, where))
+    for label, name, overrides, threads, measured, where, *components in MEASURED:
+        print(row(label, load_config(config_path(name), overrides), threads, measured, where,
+                  components=components[0] if components else None))
     print()
     print("| config (Split Fashion) | budget | 1 thread | 2 threads |")
     print("|---|---|---:|---:|")

@@ -45,13 +45,31 @@ def test_cndpm_is_estimated_per_sleep_and_per_expert(data_root):
     assert est("learner.max_experts=10").phases["final_evaluation"] < base.phases["final_evaluation"]
 
 
-@pytest.mark.parametrize("name", ["limix"])
-def test_learners_without_measured_unit_costs_get_no_estimate(data_root, name):
-    """Their banner says so and points to the progress bar, rather than printing a figure off by 30x."""
+def test_limix_is_estimated_for_an_assumed_component_count(data_root):
+    """LIMix's count is known only at the end: the estimate assumes Table 1's N = 30 (at most one per
+    window and max_components), says so, and grows with the count it is given."""
     from .conftest import REPO
 
-    cfg = load_config(REPO / f"configs/split_fashion/{name}.yaml", ["budget=smoke"])
+    cfg = load_config(REPO / "configs/split_fashion/limix.yaml", ["budget=fast", "threads=1"])
     stream, learner = build(cfg, data_root)
+    assumed = costs.estimate(cfg, learner, 937, 1, 10000, 5, stream.x_dim)
+    assert assumed is not None and set(PHASES) | {"final_evaluation"} == set(assumed.phases)
+    assert "30 components assumed" in assumed.notes[0]
+    two, seven = (costs.estimate(cfg, learner, 937, 1, 10000, 5, stream.x_dim, components=k) for k in (2, 7))
+    assert two.total_s < seven.total_s < assumed.total_s and "2 components" in two.notes[0]
+    capped = load_config(REPO / "configs/split_fashion/limix.yaml", ["budget=fast", "threads=1", "learner.max_components=5"])
+    stream, learner = build(capped, data_root)
+    assert "5 components" in costs.estimate(capped, learner, 937, 1, 10000, 5, stream.x_dim).notes[0]
+
+
+def test_a_model_kind_without_measured_unit_costs_gets_no_estimate(data_root):
+    """A plugin's learner with a model kind of its own: the banner says so and points to the progress
+    bar, rather than printing a figure off by 30x."""
+    from .conftest import REPO
+
+    cfg = load_config(REPO / "configs/split_fashion/reservoir.yaml", ["budget=smoke"])
+    stream, learner = build(cfg, data_root)
+    learner.__class__ = type("PluginLearner", (type(learner),), {"model_kind": "plugin-kind"})
     assert costs.estimate(cfg, learner, len(stream), 1) is None
     lines = costs.banner_lines(cfg, learner, len(stream), 2, stream.x_dim)
     assert len(lines) == 1 and "no measured unit costs" in lines[0]

@@ -107,7 +107,7 @@ def _events(cfg: Any, arrivals: int) -> int:
     return (arrivals * b) // (cap + b) if cap else 0
 
 
-CALIBRATED_KINDS = ("vae", "mixture", "vaegan", "cndpm")  # the model kinds whose unit costs are measured
+CALIBRATED_KINDS = ("vae", "mixture", "vaegan", "cndpm", "limix")  # the model kinds whose unit costs are measured
 
 # CN-DPM (AMD EPYC with AVX512-BF16, 1 thread beside another run, fp32, 2026-12-06; docs/peers.md): a
 # sleep step (batch 50) 2.2-3.0 ms (events.jsonl s_per_1000_steps); the wake 1.6-1.8 ms per arrival and
@@ -153,8 +153,52 @@ def _cndpm_estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_im
                     notes=[f"CN-DPM: {experts} experts if every image goes to the short-term memory"])
 
 
+# LIMix (AMD EPYC with AVX512-BF16, 1 thread beside another run, fp32, 2026-12-06/07; the nine LIMix
+# records under results/, benchmarks/cost_model.py): a training step (a component's step and the Student's,
+# which draws its other components' share of the minibatch from them) 7.5 ms + 0.3 ms per component (7.6 ms
+# at 1.4 components on average, 12-13 ms at 16, 15 ms at 20); the knowledge check 40 ms per component and
+# window (1,000 window and 1,000 generated images; 37-49 ms); the k-sample bound 6.3 us per image x sample x
+# (components + 1) on the torch path, probes included (6.2-7.2 us at 2..30 components). Two threads were not
+# measured: the same unit costs.
+LIMIX_STEP_MS = 7.5
+LIMIX_STEP_PER_COMPONENT_MS = 0.3
+LIMIX_CHECK_S = 0.04  # per component and window, at knowledge_images = 1000
+LIMIX_IW_US = 6.3
+LIMIX_ASSUMED_COMPONENTS = 30  # OCM Table 1's N for LIMix: the count is only known at the end (2..30 measured)
+LIMIX_MEAN_K_FRACTION = 0.75  # the mean count over the windows against the final one (0.47..0.88 measured)
+
+
+def _limix_estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_images: int, eval_points: int,
+                    components: int | None = None) -> Estimate:
+    """LIMix: ``planned_steps`` (every window replays: an upper bound) at a per-step cost that grows with
+    the components, a knowledge check per component and window, and every evaluation over all components.
+    How many components a run grows follows its threshold and budget, so the estimate assumes
+    ``components`` (default: Table 1's N = 30, at most one per window and ``max_components``)."""
+    c, ev = cfg.learner, cfg.eval
+    windows = arrivals * cfg.stream.batch_size // cfg.memory.window
+    assumed = components is None
+    k = components if components is not None else LIMIX_ASSUMED_COMPONENTS
+    k = max(1, min(k, windows, c.max_components or k))
+    mean_k = max(1.0, LIMIX_MEAN_K_FRACTION * k)
+    final_images = ev.test_size or test_images
+    curve_images = ev.curve_test_size or final_images
+    points = max(0, eval_points - 1)
+    phases = {
+        "train_steps": (learner.planned_steps(arrivals) or 0)
+        * (LIMIX_STEP_MS + LIMIX_STEP_PER_COMPONENT_MS * mean_k) * 1e-3,
+        "memory_and_events": max(0, windows - 1) * mean_k * LIMIX_CHECK_S * c.knowledge_images / 1000,
+        "evaluation_points": points * (curve_images * ev.curve_iw_samples * (mean_k + 1) * LIMIX_IW_US * 1e-6
+                                       + _probe_seconds(cfg, threads, round(mean_k))),
+        "checkpoints": (arrivals // cfg.checkpoint_every if cfg.checkpoint_every else 1) * CHECKPOINT_S,
+        "stream_and_logs": arrivals * ARRIVAL_S,
+        "final_evaluation": final_images * ev.iw_samples * (k + 1) * LIMIX_IW_US * 1e-6,
+    }
+    notes = [f"LIMix: {k} components assumed (Table 1's N)" if assumed else f"LIMix: {k} components"]
+    return Estimate(phases, threads, machine="2-core AMD EPYC (docs/peers.md), fp32", notes=notes)
+
+
 def estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_images: int = 10000,
-             eval_points: int = 5, x_dim: int = 784) -> Estimate | None:
+             eval_points: int = 5, x_dim: int = 784, components: int | None = None) -> Estimate | None:
     """The wall time of a run of ``learner`` (built from ``cfg``) over ``arrivals`` arrivals, by phase.
 
     Args:
@@ -165,15 +209,20 @@ def estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_images: i
         test_images: the whole test split (``eval.test_size`` 0 means all of it).
         eval_points: evaluation points including the final one (the stream's task ends).
         x_dim: pixels per image (a VAE-GAN update's cost depends on the image size).
+        components: LIMix only: its final component count where known (a finished run's); otherwise
+            ``LIMIX_ASSUMED_COMPONENTS``.
 
     Returns:
-        An :class:`Estimate`, or None where there are no measured unit costs (CUDA, LIMix, an unknown step count).
+        An :class:`Estimate`, or None where there are no measured unit costs (CUDA, a plugin's model kind, an
+        unknown step count).
     """
     if getattr(getattr(learner, "device", None), "type", "cpu") != "cpu":
         return None
     kind = type(learner).model_kind
-    if kind not in CALIBRATED_KINDS:  # LIMix's components: no measured unit costs yet
+    if kind not in CALIBRATED_KINDS:  # a plugin's model kind: no measured unit costs
         return None
+    if kind == "limix":
+        return _limix_estimate(cfg, learner, arrivals, threads, test_images, eval_points, components)
     if kind == "cndpm":
         return _cndpm_estimate(cfg, learner, arrivals, threads, test_images, eval_points)
     steps = learner.planned_steps(arrivals)
@@ -242,6 +291,8 @@ def banner_lines(cfg: Any, learner: Any, arrivals: int, eval_points: int, x_dim:
     if cfg.threads == 0 and threads > 1:
         one = estimate(cfg, learner, arrivals, 1, test_images, eval_points, x_dim)
         line += f", {duration(one.total_s) if one else '?'} with one (a busy machine)"
+    if est.notes:
+        line += f"; {'; '.join(est.notes)}"
     return [line, f"  (costs measured on a {est.machine.split(',')[0]}, streamvae.costs; the progress bar's "
                   "ETA is the measured figure)"]
 

@@ -621,8 +621,9 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
             steps = learner.planned_steps(len(stream))
             est = estimate(cfg, learner, len(stream), threads, 10000 * len(cfg.stream.datasets),
                            len(eval_points(cfg, stream)), stream.x_dim)
-            cached[cell.key] = (steps, est.total_s / 3600 if est is not None else None)
-        steps, hours = cached[cell.key]
+            cached[cell.key] = (steps, est.total_s / 3600 if est is not None else None,
+                                "".join(f" ({n})" for n in est.notes) if est is not None else "")
+        steps, hours, notes = cached[cell.key]
         run_dir = out / rs.name
         pid = _running_pid(run_dir)
         if (run_dir / "results.json").exists():
@@ -635,7 +636,7 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
             state = "to run"
         argv = command(rs, run_dir, threads, data_root, resume=state.endswith("resumes"))
         shown = shlex.join(["streamvae", *[_shipped_name(a) for a in argv[3:]]])
-        hours_text = f"about {hours:.1f} h" if hours is not None else "time unknown"
+        hours_text = f"about {hours:.1f} h{notes}" if hours is not None else "time unknown"
         lines.append(f"  {rs.name}: {state}; {f'{steps:,}' if steps else '?'} optimiser steps, {hours_text}\n"
                      f"      {shown}")
         if state in ("to run",) or state.endswith("resumes"):
