@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,24 @@ def test_dry_run_lists_every_cell_with_its_command_steps_and_state(made, capsys)
     assert "optimiser steps" in printed and "streamvae run split_fashion/reservoir" in printed
     assert "to run: 1 of 3 runs" in printed
     assert not (made["out"] / "reservoir-split_fashion-s2").exists()  # a dry run writes nothing
+
+
+def test_dry_run_gives_an_interrupted_run_the_time_it_has_left(made, capsys, tmp_path):
+    """A run that resumes is costed for the arrivals to come and its whole final evaluation, not from the start."""
+    from streamvae.costs import Estimate
+
+    est = Estimate({"train_steps": 900.0, "memory_and_events": 60.0, "evaluation_points": 30.0, "checkpoints": 5.0,
+                    "stream_and_logs": 5.0, "final_evaluation": 100.0}, threads=1)
+    assert R.seconds_left(est, 0, 100) == est.total_s
+    assert R.seconds_left(est, 25, 100) == 0.75 * 1000 + 100
+    assert R.seconds_left(est, 100, 100) == R.seconds_left(est, 150, 100) == 100
+    run = tmp_path / "out" / "ocm-split_fashion-s0"
+    run.mkdir(parents=True)
+    (run / "checkpoint.pt").write_bytes(b"")
+    (run / "train.jsonl").write_text(json.dumps({"arrival": 3, "steps": 1}) + "\n")
+    capsys.readouterr()
+    assert main(["reproduce", "ocm-table1", "--budget", "paper", "--seeds", "1", "--only", "ocm", "--data-root",
+                 made["data"], "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "ocm-split_fashion-s0:" in x)
+    assert "arrival 3, interrupted: resumes" in line and re.search(r"about [\d.]+ (s|min|h), about [\d.]+ (s|min|h) left", line)
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "train.jsonl"]  # a dry run writes nothing

@@ -385,17 +385,22 @@ def read_cell(cell: Cell, root: Path) -> CellRuns:
     return out
 
 
-def _progress(run_dir: Path) -> str:
-    """``"arrival 412/937, "`` from the last line of train.jsonl, or ``""``."""
+def _arrival(run_dir: Path) -> int | None:
+    """The last arrival train.jsonl records (where an interrupted run resumes, about), or None."""
     try:
         with open(run_dir / "train.jsonl", "rb") as f:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - 4096))
             last = f.read().decode(errors="replace").strip().splitlines()[-1]
-        row = json.loads(last)
-        return f"arrival {row['arrival']}, "
+        return int(json.loads(last)["arrival"])
     except (OSError, ValueError, IndexError, KeyError, TypeError):
-        return ""
+        return None
+
+
+def _progress(run_dir: Path) -> str:
+    """``"arrival 412, "`` from the last line of train.jsonl, or ``""``."""
+    arrival = _arrival(run_dir)
+    return f"arrival {arrival}, " if arrival is not None else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,11 +600,20 @@ def _shipped_name(arg: str) -> str:
         return arg
 
 
+def seconds_left(est, done: int, arrivals: int) -> float:
+    """What an interrupted run at arrival ``done`` of ``arrivals`` has left of its estimate
+    (a :class:`streamvae.costs.Estimate`): the share of the stream's phases still to come, and its
+    final evaluation whole."""
+    final = est.phases["final_evaluation"]
+    share = max(0.0, 1 - done / arrivals) if arrivals else 1.0
+    return (est.total_s - final) * share + final
+
+
 def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], seeds: int, jobs: int,
                  data_root: str | None) -> str:
     """Every cell: its state, its command, planned optimiser steps and the estimated hours here."""
     from .. import registry
-    from ..costs import estimate
+    from ..costs import duration, estimate
     from ..evaluation.points import eval_points
     from ..loop import build
     from ..sweep import command, cores, local_plan
@@ -621,9 +635,9 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
             steps = learner.planned_steps(len(stream))
             est = estimate(cfg, learner, len(stream), threads, 10000 * len(cfg.stream.datasets),
                            len(eval_points(cfg, stream)), stream.x_dim)
-            cached[cell.key] = (steps, est.total_s / 3600 if est is not None else None,
-                                "".join(f" ({n})" for n in est.notes) if est is not None else "")
-        steps, hours, notes = cached[cell.key]
+            cached[cell.key] = (steps, est, len(stream))
+        steps, est, arrivals = cached[cell.key]
+        hours = est.total_s / 3600 if est is not None else None
         run_dir = out / rs.name
         pid = _running_pid(run_dir)
         if (run_dir / "results.json").exists():
@@ -636,7 +650,13 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
             state = "to run"
         argv = command(rs, run_dir, threads, data_root, resume=state.endswith("resumes"))
         shown = shlex.join(["streamvae", *[_shipped_name(a) for a in argv[3:]]])
-        hours_text = f"about {hours:.1f} h{notes}" if hours is not None else "time unknown"
+        hours_text = "time unknown"
+        if est is not None:
+            hours_text = f"about {duration(est.total_s)}" + "".join(f" ({n})" for n in est.notes)
+            done = _arrival(run_dir) if state not in ("finished", "to run") else None
+            if done is not None:
+                left = seconds_left(est, done, arrivals)
+                hours, hours_text = left / 3600, hours_text + f", about {duration(left)} left"
         lines.append(f"  {rs.name}: {state}; {f'{steps:,}' if steps else '?'} optimiser steps, {hours_text}\n"
                      f"      {shown}")
         if state in ("to run",) or state.endswith("resumes"):
