@@ -640,12 +640,13 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
         hours = est.total_s / 3600 if est is not None else None
         run_dir = out / rs.name
         pid = _running_pid(run_dir)
+        done = None  # the arrival a running or interrupted run has reached (train.jsonl, read once)
         if (run_dir / "results.json").exists():
             state = "finished"
-        elif pid is not None:
-            state = f"{_progress(run_dir)}running (pid {pid})"
-        elif (run_dir / "checkpoint.pt").exists():
-            state = f"{_progress(run_dir)}interrupted: resumes"
+        elif pid is not None or (run_dir / "checkpoint.pt").exists():
+            done = _arrival(run_dir)
+            where = f"arrival {done}, " if done is not None else ""
+            state = f"{where}running (pid {pid})" if pid is not None else f"{where}interrupted: resumes"
         else:
             state = "to run"
         argv = command(rs, run_dir, threads, data_root, resume=state.endswith("resumes"))
@@ -653,7 +654,6 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
         hours_text = "time unknown"
         if est is not None:
             hours_text = f"about {duration(est.total_s)}" + "".join(f" ({n})" for n in est.notes)
-            done = _arrival(run_dir) if state not in ("finished", "to run") else None
             if done is not None:
                 left = seconds_left(est, done, arrivals)
                 hours, hours_text = left / 3600, hours_text + f", about {duration(left)} left"
