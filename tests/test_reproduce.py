@@ -262,3 +262,46 @@ def test_dry_run_gives_an_interrupted_run_the_time_it_has_left(made, capsys, tmp
     line = next(x for x in capsys.readouterr().out.splitlines() if "ocm-split_fashion-s0:" in x)
     assert "arrival 3, interrupted: resumes" in line and re.search(r"about [\d.]+ (s|min|h), about [\d.]+ (s|min|h) left", line)
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "train.jsonl"]  # a dry run writes nothing
+
+
+def test_a_run_of_the_same_configuration_made_for_another_table_is_shared(data_root, tmp_path, capsys):
+    """The dose-response table's 3-pass OCM cell at `fast` is ocm-table1's `fast` OCM cell: its record is read
+    (and it is not run again), while the 10-pass cell and a run with a changed field are not taken."""
+    from streamvae import config as C
+    from streamvae import registry
+
+    table1 = next(c for c in R.cells(R.load_spec("ocm-table1"), "fast", data_root) if c.key == "ocm-split_fashion")
+    rec = tmp_path / "results"
+    for seed, extra, ll in ((0, {}, -252.0), (1, {}, -253.0), (2, {"lr": 3e-4}, -200.0)):
+        cfg = C.to_dict(registry.load_config(table1.config, [*table1.overrides, f"seed={seed}", "threads=1"]))
+        cfg["learner"].update(extra)
+        d = rec / "ocm-table1" / "fast" / f"ocm-split_fashion-s{seed}"
+        d.mkdir(parents=True)
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (d / "results.json").write_text(json.dumps({"iw_samples": 1000, "ll_iw1000": ll, "precision": "fp32"}))
+    old = rec / "ocm-table1" / "fast" / "finetune-split_fashion-s3"  # an old record with few fields: never shared
+    old.mkdir()
+    (old / "config.yaml").write_text(yaml.safe_dump({"seed": 3, "learner": {"name": "ocm"}}))
+    (old / "results.json").write_text(json.dumps({"iw_samples": 1000, "ll_iw1000": -1.0}))
+
+    table = R.records_table("dynamic-ocm-dose-response", "fast", rec)
+    e3 = next(x for x in table.splitlines() if x.startswith("| VAE-ELBO-OCM | 3 passes"))
+    assert "-252.50 ± 0.71 (n=2)" in e3 and "seeds 0, 1: ocm-table1's runs (the same configuration)" in e3
+    e10 = next(x for x in table.splitlines() if x.startswith("| VAE-ELBO-OCM | 10 passes"))
+    assert "(n=" not in e10 and "fill:" in e10
+    own = R.records_table("ocm-table1", "fast", rec)  # a table's own runs carry no such note
+    assert "the same configuration" not in own
+
+    out = rec / "dynamic-ocm-dose-response" / "fast"
+    capsys.readouterr()
+    assert main(["reproduce", "dynamic-ocm-dose-response", "--budget", "fast", "--seeds", "3", "--only", "ocm",
+                 "--data-root", data_root, "--out", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "ocm-e3-s0: finished as ocm-table1/ocm-split_fashion-s0" in printed
+    assert "ocm-e3-s2: to run" in printed and "ocm-e10-s0: to run" in printed
+    assert "to run: 10 of 12 runs" in printed
+    assert main(["reproduce", "dynamic-ocm-dose-response", "--budget", "fast", "--seeds", "2", "--only", "ocm",
+                 "--out", str(out), "--record", str(tmp_path / "copied")]) == 0
+    assert "ocm-e3-s1: is ocm-table1/ocm-split_fashion-s1 (the same configuration): recorded with that table" \
+        in capsys.readouterr().out
+    assert not (tmp_path / "copied").exists()  # its record stays where it is, once

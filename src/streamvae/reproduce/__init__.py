@@ -314,22 +314,67 @@ def _running_pid(run_dir: Path) -> int | None:
     return int(text)
 
 
-def _differs(expected: dict, config_file: Path) -> str | None:
-    """The first field where a run's config.yaml differs from the cell's (fields on one side only, such
-    as those added to the code after the run was made, are not compared), or None."""
-    from ..config import flatten
-
+def _read_config(config_file: Path) -> dict | str:
+    """A run's config.yaml as a mapping, or why it cannot be read."""
     try:
         have = yaml.safe_load(config_file.read_text()) or {}
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return f"{config_file} is missing or unreadable"
     if not isinstance(have, dict):
         return f"{config_file} is not a mapping"
+    return have
+
+
+def _differs(expected: dict, config_file: Path | dict) -> str | None:
+    """The first field where a run's config.yaml differs from the cell's (fields on one side only, such
+    as those added to the code after the run was made, are not compared), or None."""
+    from ..config import flatten
+
+    have = _read_config(config_file) if isinstance(config_file, Path) else config_file
+    if isinstance(have, str):
+        return have
     a, b = flatten(_identity(have)), flatten(expected)
     for k in sorted(set(a) & set(b)):
         if a[k] != b[k]:
             return f"{k} is {a[k]!r} there, {b[k]!r} in the spec"
     return None
+
+
+def shared_roots(root: Path, spec: str, budget: str) -> list[Path]:
+    """The other tables' folders at the same budget beside ``root`` when ``root`` is ``BASE/spec/budget``
+    (``results/`` or ``runs/reproduce/``), else none: where :func:`read_cell` looks for a finished run
+    of the very same configuration made for another table."""
+    if root.name != budget or root.parent.name != spec or not root.parent.parent.is_dir():
+        return []
+    return sorted(p / budget for p in root.parent.parent.iterdir()
+                  if p.name != spec and (p / budget).is_dir())
+
+
+_CONFIGS: dict[tuple[str, int, int], dict | str] = {}
+
+
+def _config_cached(config_file: Path) -> dict | str:
+    try:
+        st = config_file.stat()
+    except OSError:
+        return f"{config_file} is missing"
+    key = (str(config_file), st.st_mtime_ns, st.st_size)
+    if key not in _CONFIGS:
+        _CONFIGS[key] = _read_config(config_file)
+    return _CONFIGS[key]
+
+
+def _same_run(expected: dict, seed: int, run_dir: Path) -> bool:
+    """Whether the finished run in ``run_dir`` is this cell's configuration at ``seed``: every field both
+    configs have is equal, the seed too, and the run's config has (nearly) every field of the cell's, so
+    that a record of an older code that lacks most of them never stands in for a cell."""
+    from ..config import flatten
+
+    have = _config_cached(run_dir / "config.yaml")
+    if isinstance(have, str) or have.get("seed") != seed or _differs(expected, have) is not None:
+        return False
+    want = flatten(expected)
+    return len(set(flatten(_identity(have))) & set(want)) >= 0.95 * len(want)
 
 
 def metric_value(results: dict, metric: str) -> tuple[float | None, str | None]:
@@ -356,13 +401,18 @@ class CellRuns:
     running: dict[int, str] = field(default_factory=dict)  # seed -> "arrival 412/937 (pid 123)"
     interrupted: dict[int, str] = field(default_factory=dict)
     foreign: dict[int, str] = field(default_factory=dict)  # seed -> why the folder is another configuration
+    shared: dict[int, str] = field(default_factory=dict)  # seed -> "ocm-table1/ocm-split_fashion-s0": made for
+    # another table, the same configuration (its record is read, not copied, and it is not run again)
 
 
-def read_cell(cell: Cell, root: Path) -> CellRuns:
+def read_cell(cell: Cell, root: Path, shared: list[Path] = ()) -> CellRuns:
+    """The runs of ``cell`` in ``root``, and, for seeds it has not finished, a finished run of the same
+    configuration in one of the ``shared`` folders (other tables' runs at this budget: see
+    :func:`shared_roots`)."""
     out = CellRuns()
-    if cell.state != "run" or not root.is_dir():
+    if cell.state != "run":
         return out
-    for d in sorted(root.glob(f"{cell.key}-s*")):
+    for d in sorted(root.glob(f"{cell.key}-s*")) if root.is_dir() else ():
         m = re.fullmatch(re.escape(cell.key) + r"-s(\d+)", d.name)
         if not m or not d.is_dir():
             continue
@@ -382,6 +432,21 @@ def read_cell(cell: Cell, root: Path) -> CellRuns:
             out.running[seed] = f"{where}running (pid {pid})"
         elif (d / "checkpoint.pt").exists():
             out.interrupted[seed] = f"{where}interrupted"
+    for other in shared:
+        for d in sorted(other.glob("*-s*")):
+            m = re.fullmatch(r".+-s(\d+)", d.name)
+            if not m or int(m.group(1)) in out.finished or not (d / "results.json").is_file():
+                continue
+            seed = int(m.group(1))
+            if not _same_run(cell.expected, seed, d) or _running_pid(d) is not None:
+                continue
+            try:
+                out.finished[seed] = json.loads((d / "results.json").read_text())
+            except (OSError, ValueError):
+                continue
+            out.shared[seed] = f"{other.parent.name}/{d.name}"
+            for held in (out.running, out.interrupted, out.foreign):
+                held.pop(seed, None)
     return out
 
 
@@ -460,11 +525,12 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
                   *[f"{a}_mean" for a in spec.also], "published", "difference", "verdict", "budget", "precision",
                   "state", "note"]
     md_rows, csv_rows = [], []
+    shared = shared_roots(root, spec.name, budget)
     for cell in table_cells:
         label = cell.row.label + (" (ours)" if cell.row.ours else "")
         pub = cell.row.published.get(cell.column.key)
         pub_text = f"{pub:.{digits}f}" if pub is not None else "-"
-        runs = read_cell(cell, root)
+        runs = read_cell(cell, root, shared)
         values: list[float] = []
         keys: set[str] = set()
         also_vals: dict[str, list[float]] = {a: [] for a in spec.also}
@@ -503,6 +569,12 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
         if cell.state == "run":
             if found_seeds:
                 notes.append("seeds " + ", ".join(map(str, found_seeds)))
+            by_table: dict[str, list[int]] = {}
+            for seed, where in sorted(runs.shared.items()):
+                by_table.setdefault(where.split("/")[0], []).append(seed)
+            for table, seeds_there in by_table.items():
+                notes.append(f"seed{'s' if len(seeds_there) > 1 else ''} {', '.join(map(str, seeds_there))}: "
+                             f"{table}'s run{'s' if len(seeds_there) > 1 else ''} (the same configuration)")
             for seed, text in sorted(runs.running.items()):
                 notes.append(f"seed {seed}: {text}")
             for seed, text in sorted(runs.interrupted.items()):
@@ -609,6 +681,15 @@ def seconds_left(est, done: int, arrivals: int) -> float:
     return (est.total_s - final) * share + final
 
 
+def _shared_runs(spec: Spec, budget: str, root: Path, runnable: list[Cell]) -> dict[tuple[str, int], str]:
+    """``{(cell key, seed): "other-table/run"}``: seeds of this table that another table's finished run
+    beside ``root`` already made (the same configuration); they are read, not run again."""
+    shared = shared_roots(root, spec.name, budget)
+    if not shared:
+        return {}
+    return {(c.key, seed): where for c in runnable for seed, where in read_cell(c, root, shared).shared.items()}
+
+
 def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], seeds: int, jobs: int,
                  data_root: str | None) -> str:
     """Every cell: its state, its command, planned optimiser steps and the estimated hours here."""
@@ -620,8 +701,9 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
 
     runnable = [c for c in table_cells if c.state == "run"]
     plan = _seed_specs(spec, budget, runnable, seeds)
+    elsewhere = _shared_runs(spec, budget, out, runnable)
     todo = [1 for cell, seed, rs in plan if not (out / rs.name / "results.json").exists()
-            and _running_pid(out / rs.name) is None]
+            and _running_pid(out / rs.name) is None and (cell.key, seed) not in elsewhere]
     _, threads = local_plan(jobs, cores(), max(1, len(todo)))
     lines = [f"{spec.name}, budget {budget}, {seeds} seed(s), into {out}"]
     total_h, unknown, cached = 0.0, 0, {}
@@ -643,6 +725,8 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
         done = None  # the arrival a running or interrupted run has reached (train.jsonl, read once)
         if (run_dir / "results.json").exists():
             state = "finished"
+        elif (cell.key, seed) in elsewhere:
+            state = f"finished as {elsewhere[cell.key, seed]} (the same configuration, not run again)"
         elif pid is not None or (run_dir / "checkpoint.pt").exists():
             done = _arrival(run_dir)
             where = f"arrival {done}, " if done is not None else ""
@@ -677,8 +761,13 @@ def record_runs(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
     from ..utils import atomic_write_bytes
 
     done = []
-    for _, _, rs in _seed_specs(spec, budget, [c for c in table_cells if c.state == "run"], seeds):
+    runnable = [c for c in table_cells if c.state == "run"]
+    elsewhere = _shared_runs(spec, budget, root, runnable)
+    for cell, seed, rs in _seed_specs(spec, budget, runnable, seeds):
         src = root / rs.name
+        if (cell.key, seed) in elsewhere:
+            done.append(f"{rs.name}: is {elsewhere[cell.key, seed]} (the same configuration): recorded with that table")
+            continue
         if not (src / "results.json").is_file() or _running_pid(src) is not None:
             continue
         target = dest / spec.name / budget / rs.name
@@ -739,12 +828,18 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
     if dry_run:
         print(dry_run_text(spec, budget, root, table_cells, n_seeds, jobs, data_root))
         return 0
-    plan = _seed_specs(spec, budget, [c for c in table_cells if c.state == "run"], n_seeds)
+    runnable = [c for c in table_cells if c.state == "run"]
+    plan = _seed_specs(spec, budget, runnable, n_seeds)
+    elsewhere = _shared_runs(spec, budget, root, runnable)
     running = [rs for _, _, rs in plan if _running_pid(root / rs.name) is not None]
     for rs in running:
         print(f"reproduce: {rs.name} is being written by another process ({_progress(root / rs.name)}"
               f"pid {_running_pid(root / rs.name)}): left to it", flush=True)
-    specs = [rs for _, _, rs in plan if rs not in running]
+    for cell, seed, rs in plan:
+        if (cell.key, seed) in elsewhere:
+            print(f"reproduce: {rs.name} is the finished run {elsewhere[cell.key, seed]} (the same "
+                  "configuration): read, not run again", flush=True)
+    specs = [rs for cell, seed, rs in plan if rs not in running and (cell.key, seed) not in elsewhere]
     code = run_specs(specs, root, jobs, executor, data_root, (), slurm, summary=False, ignore=ENVIRONMENT,
                      label="reproduce") if specs else 0
     paths = write_tables(spec, budget, root, table_cells, root, seeds, command)
