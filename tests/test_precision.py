@@ -137,10 +137,16 @@ def test_bf16_that_multiplies_slower_than_fp32_keeps_bf16_with_one_warning_givin
         assert precision.resolve("fp32", torch.device("cpu")) == "fp32"  # fp32 never measures
 
 
-def test_the_bf16_speed_ratio_is_a_positive_measurement():
+def test_the_bf16_speed_ratio_is_a_positive_measurement_that_leaves_the_threads_alone():
     precision.cpu_bf16_speed_ratio.cache_clear()
-    ratio = precision.cpu_bf16_speed_ratio(rows=64, inner=64, cols=64, repeats=2)
-    assert 0.0 < ratio < 1e6
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ratio = precision.cpu_bf16_speed_ratio(rows=64, inner=64, cols=64, repeats=2)
+        assert 0.0 < ratio < 1e6
+        assert torch.get_num_threads() == 2  # measured on one thread, the run's threads restored
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_auto_trains_in_bf16_only_where_bf16_measures_faster(monkeypatch):

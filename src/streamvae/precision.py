@@ -92,9 +92,21 @@ def bf16_native(device: torch.device) -> bool:
 def cpu_bf16_speed_ratio(rows: int = 1024, inner: int = 256, cols: int = 784, repeats: int = 10) -> float:
     """How many times faster a bf16 matrix product runs than an fp32 one on this CPU, measured now
     (best of ``repeats`` interleaved rounds each, a decoder-like ``(rows, inner) @ (inner, cols)``
-    product, torch's threads; about 50 ms, once per process). Measured, not read from the flags,
+    product, on one thread; about 100 ms, once per process). Measured, not read from the flags,
     because the flags do not tell: AMD's AVX512-BF16 runs at about 2.1x fp32, Intel's without AMX
-    at about 0.6x."""
+    at about 0.6x. One thread, because the ratio is a property of the core's instructions and a
+    product split over threads waits for the slowest of them: beside another run on a 2-core AMD
+    EPYC, two threads read 1.9x to 5.8x (and 0.5x once, so that a run started under load picked
+    fp32), one thread 2.05x to 2.13x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _bf16_ratio(rows, inner, cols, repeats)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _bf16_ratio(rows: int, inner: int, cols: int, repeats: int) -> float:
     g = torch.Generator().manual_seed(0)  # its own generator: the run's global RNG state is not touched
     operands = {}
     for dtype in (torch.float32, torch.bfloat16):
