@@ -26,6 +26,7 @@ import math
 import os
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -405,7 +406,7 @@ class CellRuns:
     # another table, the same configuration (its record is read, not copied, and it is not run again)
 
 
-def read_cell(cell: Cell, root: Path, shared: list[Path] = ()) -> CellRuns:
+def read_cell(cell: Cell, root: Path, shared: Sequence[Path] = ()) -> CellRuns:
     """The runs of ``cell`` in ``root``, and, for seeds it has not finished, a finished run of the same
     configuration in one of the ``shared`` folders (other tables' runs at this budget: see
     :func:`shared_roots`)."""
