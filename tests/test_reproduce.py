@@ -297,11 +297,28 @@ def test_a_run_of_the_same_configuration_made_for_another_table_is_shared(data_r
     assert main(["reproduce", "dynamic-ocm-dose-response", "--budget", "fast", "--seeds", "3", "--only", "ocm",
                  "--data-root", data_root, "--out", str(out), "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    assert "ocm-e3-s0: finished as ocm-table1/ocm-split_fashion-s0" in printed
+    assert f"ocm-e3-s0: finished as {rec / 'ocm-table1' / 'fast' / 'ocm-split_fashion-s0'} (the same" in printed
     assert "ocm-e3-s2: to run" in printed and "ocm-e10-s0: to run" in printed
     assert "to run: 10 of 12 runs" in printed
     assert main(["reproduce", "dynamic-ocm-dose-response", "--budget", "fast", "--seeds", "2", "--only", "ocm",
                  "--out", str(out), "--record", str(tmp_path / "copied")]) == 0
-    assert "ocm-e3-s1: is ocm-table1/ocm-split_fashion-s1 (the same configuration): recorded with that table" \
-        in capsys.readouterr().out
+    assert "ocm-e3-s1: is " + str(rec / "ocm-table1" / "fast" / "ocm-split_fashion-s1") + \
+        " (the same configuration): its record is kept there" in capsys.readouterr().out
     assert not (tmp_path / "copied").exists()  # its record stays where it is, once
+
+    # --with-records: a table's own recorded runs count as finished for a fresh run directory
+    fresh = tmp_path / "runs" / "ocm-table1" / "fast"
+    assert main(["reproduce", "ocm-table1", "--budget", "fast", "--seeds", "3", "--only", "ocm", "--data-root",
+                 data_root, "--out", str(fresh), "--with-records", str(rec), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "ocm-split_fashion-s1: finished as " + str(rec / "ocm-table1" / "fast" / "ocm-split_fashion-s1") in printed
+    assert "ocm-split_fashion-s2: to run" in printed  # its record is another configuration (learner.lr)
+    assert "to run: 1 of 3 runs" in printed
+    assert not fresh.exists()
+    spec = R.load_spec("ocm-table1")
+    table = R.table_markdown(spec, "fast", fresh, R.cells(spec, "fast", data_root, ("ocm",)), 3, None,
+                             R.shared_roots(fresh, "ocm-table1", "fast", rec))
+    assert f"seeds 0, 1: recorded in {rec / 'ocm-table1' / 'fast'}" in table
+    assert main(["reproduce", "ocm-table1", "--budget", "fast", "--with-records", str(tmp_path / "none"),
+                 "--dry-run"]) == 2
+    assert "--with-records" in capsys.readouterr().err and "is not a directory" not in printed

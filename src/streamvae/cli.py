@@ -10,6 +10,7 @@
     streamvae compare RUN_DIR [RUN_DIR ...] [--csv FILE] [--latex FILE] [--md FILE]
     streamvae sweep CONFIG [CONFIG ...] --seeds N [--set key=v1,v2 ...] [--jobs J] [--executor local|slurm] --out DIR
     streamvae reproduce --list | NAME [--budget B] [--seeds N] [--only ROW,...] [--dry-run] [--from results/]
+                                    [--with-records results/]
 
 Errors print one line to stderr and exit with status 2; ``--debug`` shows the traceback. A run stopped
 by Ctrl-C or SIGTERM writes its checkpoint, prints ``stopped: ...`` with the resume command and exits
@@ -423,6 +424,8 @@ def _reproduce_parser(sub) -> None:
                                                  "; with --from: where to write the tables")
     rp.add_argument("--from", dest="records", metavar="DIR", help="build the table from committed records "
                                                                   "(DIR/NAME/BUDGET/<cell>-s<seed>/) and run nothing")
+    rp.add_argument("--with-records", metavar="DIR", help="runs recorded in DIR (results/) of the same "
+                                                          "configuration count as finished: read, not run again")
     rp.add_argument("--dry-run", action="store_true",
                     help="every cell: its command, planned optimiser steps, estimated hours, and what is finished")
     rp.add_argument("--record", metavar="DIR", help="copy the record files of every finished run (never a "
@@ -440,7 +443,8 @@ def _reproduce(args) -> int:
     only = tuple(x.strip() for x in (args.only or "").split(",") if x.strip())
     return reproduce.reproduce(args.name, budget=args.budget, seeds=args.seeds, only=only, jobs=args.jobs,
                                executor=args.executor, data_root=args.data_root, out=args.out,
-                               records=args.records, dry_run=args.dry_run, record=args.record)
+                               records=args.records, dry_run=args.dry_run, record=args.record,
+                               with_records=args.with_records)
 
 
 def _data(args) -> int:

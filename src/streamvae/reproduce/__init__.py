@@ -341,14 +341,23 @@ def _differs(expected: dict, config_file: Path | dict) -> str | None:
     return None
 
 
-def shared_roots(root: Path, spec: str, budget: str) -> list[Path]:
-    """The other tables' folders at the same budget beside ``root`` when ``root`` is ``BASE/spec/budget``
-    (``results/`` or ``runs/reproduce/``), else none: where :func:`read_cell` looks for a finished run
-    of the very same configuration made for another table."""
-    if root.name != budget or root.parent.name != spec or not root.parent.parent.is_dir():
-        return []
-    return sorted(p / budget for p in root.parent.parent.iterdir()
-                  if p.name != spec and (p / budget).is_dir())
+def shared_roots(root: Path, spec: str, budget: str, records: str | Path | None = None) -> list[Path]:
+    """Where :func:`read_cell` looks for a finished run of the very same configuration that ``root``
+    lacks: the other tables' folders at the same budget beside ``root`` when ``root`` is
+    ``BASE/spec/budget`` (``results/`` or ``runs/reproduce/``), and with ``records`` (``--with-records
+    results/``) this table's recorded runs there and the other tables' beside them."""
+    def beside(folder: Path) -> list[Path]:
+        if folder.name != budget or folder.parent.name != spec or not folder.parent.parent.is_dir():
+            return []
+        return sorted(p / budget for p in folder.parent.parent.iterdir() if p.name != spec and (p / budget).is_dir())
+
+    out = beside(root)
+    if records is not None:
+        mine = Path(records) / spec / budget
+        for folder in ([mine] if mine.is_dir() else []) + beside(mine):
+            if folder.resolve() != root.resolve() and folder not in out:
+                out.append(folder)
+    return out
 
 
 _CONFIGS: dict[tuple[str, int, int], dict | str] = {}
@@ -402,8 +411,8 @@ class CellRuns:
     running: dict[int, str] = field(default_factory=dict)  # seed -> "arrival 412/937 (pid 123)"
     interrupted: dict[int, str] = field(default_factory=dict)
     foreign: dict[int, str] = field(default_factory=dict)  # seed -> why the folder is another configuration
-    shared: dict[int, str] = field(default_factory=dict)  # seed -> "ocm-table1/ocm-split_fashion-s0": made for
-    # another table, the same configuration (its record is read, not copied, and it is not run again)
+    shared: dict[int, str] = field(default_factory=dict)  # seed -> "results/ocm-table1/fast/ocm-split_fashion-s0":
+    # a finished run of the same configuration elsewhere (another table's, or a record): read, not run again
 
 
 def read_cell(cell: Cell, root: Path, shared: Sequence[Path] = ()) -> CellRuns:
@@ -445,7 +454,7 @@ def read_cell(cell: Cell, root: Path, shared: Sequence[Path] = ()) -> CellRuns:
                 out.finished[seed] = json.loads((d / "results.json").read_text())
             except (OSError, ValueError):
                 continue
-            out.shared[seed] = f"{other.parent.name}/{d.name}"
+            out.shared[seed] = str(d)
             for held in (out.running, out.interrupted, out.foreign):
                 held.pop(seed, None)
     return out
@@ -516,9 +525,10 @@ def verdict_rule(spec: Spec) -> str:
             f"otherwise better or worse ({direction} is better)")
 
 
-def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], seeds: int | None = None
-                ) -> tuple[list[str], list[list], list[list]]:
-    """``(header, rows for Markdown / LaTeX, rows for CSV)``: one line per cell."""
+def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], seeds: int | None = None,
+                shared: Sequence[Path] | None = None) -> tuple[list[str], list[list], list[list]]:
+    """``(header, rows for Markdown / LaTeX, rows for CSV)``: one line per cell (``shared``: see
+    :func:`shared_roots`, whose default for ``root`` it is)."""
     nominal = "ll_iw1000" if spec.metric == "ll" else spec.metric
     digits = _digits(spec.metric)
     header = HEADER[:3] + [f"{spec.label_of(a)}" for a in spec.also] + HEADER[3:]
@@ -526,7 +536,7 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
                   *[f"{a}_mean" for a in spec.also], "published", "difference", "verdict", "budget", "precision",
                   "state", "note"]
     md_rows, csv_rows = [], []
-    shared = shared_roots(root, spec.name, budget)
+    shared = shared_roots(root, spec.name, budget) if shared is None else shared
     for cell in table_cells:
         label = cell.row.label + (" (ours)" if cell.row.ours else "")
         pub = cell.row.published.get(cell.column.key)
@@ -570,12 +580,16 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
         if cell.state == "run":
             if found_seeds:
                 notes.append("seeds " + ", ".join(map(str, found_seeds)))
-            by_table: dict[str, list[int]] = {}
+            by_source: dict[str, list[int]] = {}
             for seed, where in sorted(runs.shared.items()):
-                by_table.setdefault(where.split("/")[0], []).append(seed)
-            for table, seeds_there in by_table.items():
-                notes.append(f"seed{'s' if len(seeds_there) > 1 else ''} {', '.join(map(str, seeds_there))}: "
-                             f"{table}'s run{'s' if len(seeds_there) > 1 else ''} (the same configuration)")
+                folder = Path(where).parent
+                source = (f"recorded in {folder}" if folder.parent.name == spec.name else
+                          f"{folder.parent.name}'s run{{s}} (the same configuration)")
+                by_source.setdefault(source, []).append(seed)
+            for source, there in by_source.items():
+                many = len(there) > 1
+                notes.append(f"seed{'s' if many else ''} {', '.join(map(str, there))}: "
+                             + source.replace("{s}", "s" if many else ""))
             for seed, text in sorted(runs.running.items()):
                 notes.append(f"seed {seed}: {text}")
             for seed, text in sorted(runs.interrupted.items()):
@@ -600,11 +614,11 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
 
 
 def table_markdown(spec: Spec, budget: str, root: Path, table_cells: list[Cell], seeds: int | None = None,
-                   command: str | None = None) -> str:
+                   command: str | None = None, shared: Sequence[Path] | None = None) -> str:
     """The table as Markdown, with its title, source, metric, verdict rule and the command that remakes it."""
     from ..report.tables import to_markdown
 
-    header, rows, _ = build_table(spec, budget, root, table_cells, seeds)
+    header, rows, _ = build_table(spec, budget, root, table_cells, seeds, shared)
     header = [header[0], header[1], f"ours: {spec.label_of(spec.metric)}", *header[3:]]
     lines = [f"### {spec.title} (`{spec.name}`, budget `{budget}`)", "",
              f"Published: {spec.source}. Ours: mean ± sd (n seeds) of `{spec.label_of(spec.metric)}`"
@@ -618,15 +632,16 @@ def table_markdown(spec: Spec, budget: str, root: Path, table_cells: list[Cell],
 
 
 def write_tables(spec: Spec, budget: str, root: Path, table_cells: list[Cell], out: Path,
-                 seeds: int | None = None, command: str | None = None) -> list[Path]:
+                 seeds: int | None = None, command: str | None = None, shared: Sequence[Path] | None = None
+                 ) -> list[Path]:
     """``table.md``, ``table.csv`` and ``table.tex`` in ``out`` (written atomically)."""
     from ..report.tables import to_csv, to_latex
     from ..utils import atomic_write_text
 
-    header, rows, csv_rows = build_table(spec, budget, root, table_cells, seeds)
+    header, rows, csv_rows = build_table(spec, budget, root, table_cells, seeds, shared)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "table.md", out / "table.csv", out / "table.tex"]
-    atomic_write_text(paths[0], table_markdown(spec, budget, root, table_cells, seeds, command))
+    atomic_write_text(paths[0], table_markdown(spec, budget, root, table_cells, seeds, command, shared))
     atomic_write_text(paths[1], to_csv(csv_rows[0], csv_rows[1:]))
     first_ours = next((i for i, c in enumerate(table_cells) if c.row.ours), None)
     atomic_write_text(paths[2], to_latex(header, rows, f"{spec.title} ({spec.name}, budget {budget})", first_ours))
@@ -682,17 +697,16 @@ def seconds_left(est, done: int, arrivals: int) -> float:
     return (est.total_s - final) * share + final
 
 
-def _shared_runs(spec: Spec, budget: str, root: Path, runnable: list[Cell]) -> dict[tuple[str, int], str]:
-    """``{(cell key, seed): "other-table/run"}``: seeds of this table that another table's finished run
-    beside ``root`` already made (the same configuration); they are read, not run again."""
-    shared = shared_roots(root, spec.name, budget)
+def _shared_runs(root: Path, runnable: list[Cell], shared: Sequence[Path]) -> dict[tuple[str, int], str]:
+    """``{(cell key, seed): run folder}``: seeds of this table that a finished run of the same
+    configuration in ``shared`` (:func:`shared_roots`) already made; they are read, not run again."""
     if not shared:
         return {}
     return {(c.key, seed): where for c in runnable for seed, where in read_cell(c, root, shared).shared.items()}
 
 
 def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], seeds: int, jobs: int,
-                 data_root: str | None) -> str:
+                 data_root: str | None, shared: Sequence[Path] | None = None) -> str:
     """Every cell: its state, its command, planned optimiser steps and the estimated hours here."""
     from .. import registry
     from ..costs import duration, estimate
@@ -702,7 +716,7 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
 
     runnable = [c for c in table_cells if c.state == "run"]
     plan = _seed_specs(spec, budget, runnable, seeds)
-    elsewhere = _shared_runs(spec, budget, out, runnable)
+    elsewhere = _shared_runs(out, runnable, shared_roots(out, spec.name, budget) if shared is None else shared)
     todo = [1 for cell, seed, rs in plan if not (out / rs.name / "results.json").exists()
             and _running_pid(out / rs.name) is None and (cell.key, seed) not in elsewhere]
     _, threads = local_plan(jobs, cores(), max(1, len(todo)))
@@ -727,7 +741,7 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
         if (run_dir / "results.json").exists():
             state = "finished"
         elif (cell.key, seed) in elsewhere:
-            state = f"finished as {elsewhere[cell.key, seed]} (the same configuration, not run again)"
+            state = f"finished as {elsewhere[cell.key, seed]} (the same configuration: not run again)"
         elif pid is not None or (run_dir / "checkpoint.pt").exists():
             done = _arrival(run_dir)
             where = f"arrival {done}, " if done is not None else ""
@@ -755,7 +769,8 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
     return "\n".join(lines)
 
 
-def record_runs(spec: Spec, budget: str, root: Path, table_cells: list[Cell], seeds: int, dest: Path) -> list[str]:
+def record_runs(spec: Spec, budget: str, root: Path, table_cells: list[Cell], seeds: int, dest: Path,
+                shared: Sequence[Path] | None = None) -> list[str]:
     """Copy the record files (:data:`RECORD_FILES`, never a checkpoint) of every finished run of the
     table under ``root`` into ``dest/<spec>/<budget>/<run>/``, each file written atomically; runs not
     finished are left out. Returns the runs copied (``(unchanged)`` where the record was already equal)."""
@@ -763,11 +778,11 @@ def record_runs(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
 
     done = []
     runnable = [c for c in table_cells if c.state == "run"]
-    elsewhere = _shared_runs(spec, budget, root, runnable)
+    elsewhere = _shared_runs(root, runnable, shared_roots(root, spec.name, budget) if shared is None else shared)
     for cell, seed, rs in _seed_specs(spec, budget, runnable, seeds):
         src = root / rs.name
         if (cell.key, seed) in elsewhere:
-            done.append(f"{rs.name}: is {elsewhere[cell.key, seed]} (the same configuration): recorded with that table")
+            done.append(f"{rs.name}: is {elsewhere[cell.key, seed]} (the same configuration): its record is kept there")
             continue
         if not (src / "results.json").is_file() or _running_pid(src) is not None:
             continue
@@ -788,9 +803,11 @@ def record_runs(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
 
 def reproduce(name: str, budget: str | None = None, seeds: int | None = None, only: tuple[str, ...] = (),
               jobs: int = 1, executor: str = "local", data_root: str | None = None, out: str | None = None,
-              records: str | None = None, dry_run: bool = False, slurm=None, record: str | None = None) -> int:
+              records: str | None = None, dry_run: bool = False, slurm=None, record: str | None = None,
+              with_records: str | None = None) -> int:
     """``streamvae reproduce``: run what is missing (or, with ``records``, only read; with ``record``,
-    only copy the finished runs' records), write and print the table."""
+    only copy the finished runs' records), write and print the table. ``with_records``
+    (``--with-records results/``): runs recorded there, of the same configuration, count as finished."""
     from ..sweep import run_specs
 
     spec = load_spec(name)
@@ -808,6 +825,10 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
     command = reproduce_command(spec, budget, None, seeds)
     if records is not None and record is not None:
         raise ConfigError("--from reads records and --record writes them: give one of them")
+    if with_records is not None and records is not None:
+        raise ConfigError("--from reads only records; --with-records adds them to the runs: give one of them")
+    if with_records is not None and not Path(with_records).is_dir():
+        raise ConfigError(f"--with-records {with_records} is not a directory (the records live in results/)")
     if records is not None:
         if dry_run:
             raise ConfigError("--dry-run plans runs; --from only reads records: give one of them")
@@ -820,18 +841,19 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
         print(text, end="")
         return 0
     root = Path(out) if out is not None else DEFAULT_OUT / spec.name / budget
+    shared = shared_roots(root, spec.name, budget, with_records)
     if record is not None:
         if dry_run:
             raise ConfigError("--dry-run plans runs; --record only copies finished runs' records: give one of them")
-        copied = record_runs(spec, budget, root, table_cells, n_seeds, Path(record))
+        copied = record_runs(spec, budget, root, table_cells, n_seeds, Path(record), shared)
         print("\n".join(f"recorded: {c}" for c in copied) if copied else f"no finished run under {root} to record")
         return 0
     if dry_run:
-        print(dry_run_text(spec, budget, root, table_cells, n_seeds, jobs, data_root))
+        print(dry_run_text(spec, budget, root, table_cells, n_seeds, jobs, data_root, shared))
         return 0
     runnable = [c for c in table_cells if c.state == "run"]
     plan = _seed_specs(spec, budget, runnable, n_seeds)
-    elsewhere = _shared_runs(spec, budget, root, runnable)
+    elsewhere = _shared_runs(root, runnable, shared)
     running = [rs for _, _, rs in plan if _running_pid(root / rs.name) is not None]
     for rs in running:
         print(f"reproduce: {rs.name} is being written by another process ({_progress(root / rs.name)}"
@@ -843,8 +865,8 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
     specs = [rs for cell, seed, rs in plan if rs not in running and (cell.key, seed) not in elsewhere]
     code = run_specs(specs, root, jobs, executor, data_root, (), slurm, summary=False, ignore=ENVIRONMENT,
                      label="reproduce") if specs else 0
-    paths = write_tables(spec, budget, root, table_cells, root, seeds, command)
-    print(table_markdown(spec, budget, root, table_cells, seeds, command), end="")
+    paths = write_tables(spec, budget, root, table_cells, root, seeds, command, shared)
+    print(table_markdown(spec, budget, root, table_cells, seeds, command, shared), end="")
     print(f"tables: {', '.join(str(p) for p in paths)}")
     return code
 
