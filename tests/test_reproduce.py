@@ -262,6 +262,20 @@ def test_dry_run_gives_an_interrupted_run_the_time_it_has_left(made, capsys, tmp
     line = next(x for x in capsys.readouterr().out.splitlines() if "ocm-split_fashion-s0:" in x)
     assert "arrival 3, interrupted: resumes" in line and re.search(r"about [\d.]+ (s|min|h), about [\d.]+ (s|min|h) left", line)
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "train.jsonl"]  # a dry run writes nothing
+    assert "pace" not in line  # no evaluation point yet: the model's figure alone
+
+    # the run's own pace: its wall time at its last evaluation point against the model's share for it
+    assert R.run_pace(run, est, 100) is None
+    (run / "metrics.jsonl").write_text(json.dumps({"arrival": 50, "final": False, "wall_s": 900.0}) + "\n")
+    assert R.run_pace(run, est, 100) == pytest.approx(900.0 / (0.5 * 1000))
+    (run / "metrics.jsonl").write_text(json.dumps({"arrival": 50, "final": False, "wall_s": 9e9}) + "\n")
+    capsys.readouterr()
+    assert main(["reproduce", "ocm-table1", "--budget", "paper", "--seeds", "1", "--only", "ocm", "--data-root",
+                 made["data"], "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "ocm-split_fashion-s0:" in x)
+    assert "left by the model; at this run's pace so far (" in line and line.endswith("h left")
+    (run / "metrics.jsonl").write_text("not json\n")
+    assert R.run_pace(run, est, 100) is None
 
 
 def test_a_run_of_the_same_configuration_made_for_another_table_is_shared(data_root, tmp_path, capsys):

@@ -697,6 +697,28 @@ def seconds_left(est, done: int, arrivals: int) -> float:
     return (est.total_s - final) * share + final
 
 
+def run_pace(run_dir: Path, est, arrivals: int) -> float | None:
+    """How many times the estimate's time this run has taken so far: the wall time metrics.jsonl
+    records at its last evaluation point before the end (``wall_s``: this run's training, summed over
+    its resumes) over the estimate's share for those arrivals; None before an evaluation point past
+    5% of the stream. The cost model's units were measured on one machine: the pace carries this
+    machine's speed and load (2.4 for Dynamic-OCM at `paper` on a 2-core AMD EPYC, bf16)."""
+    from ..errors import StreamVAEError
+    from ..utils import read_jsonl
+
+    try:
+        rows = read_jsonl(run_dir / "metrics.jsonl")
+    except (OSError, ValueError, StreamVAEError):
+        return None
+    done = [r for r in rows if not r.get("final") and isinstance(r.get("wall_s"), (int, float))
+            and isinstance(r.get("arrival"), int) and r["arrival"] >= max(1, 0.05 * arrivals)]
+    if not done or not arrivals:
+        return None
+    last = done[-1]
+    model = (est.total_s - est.phases["final_evaluation"]) * min(1.0, last["arrival"] / arrivals)
+    return float(last["wall_s"]) / model if model > 0 and last["wall_s"] > 0 else None
+
+
 def _shared_runs(root: Path, runnable: list[Cell], shared: Sequence[Path]) -> dict[tuple[str, int], str]:
     """``{(cell key, seed): run folder}``: seeds of this table that a finished run of the same
     configuration in ``shared`` (:func:`shared_roots`) already made; they are read, not run again."""
@@ -755,7 +777,13 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
             hours_text = f"about {duration(est.total_s)}" + "".join(f" ({n})" for n in est.notes)
             if done is not None:
                 left = seconds_left(est, done, arrivals)
-                hours, hours_text = left / 3600, hours_text + f", about {duration(left)} left"
+                hours_text += f", about {duration(left)} left"
+                pace = run_pace(run_dir, est, arrivals)
+                if pace is not None and abs(pace - 1) >= 0.15:
+                    left *= pace
+                    hours_text += (f" by the model; at this run's pace so far ({pace:.1f}x the model's), "
+                                   f"about {duration(left)} left")
+                hours = left / 3600
         lines.append(f"  {rs.name}: {state}; {f'{steps:,}' if steps else '?'} optimiser steps, {hours_text}\n"
                      f"      {shown}")
         if state in ("to run",) or state.endswith("resumes"):
