@@ -305,6 +305,7 @@ def test_a_run_of_the_same_configuration_made_for_another_table_is_shared(data_r
     assert "(n=" not in e10 and "fill:" in e10
     own = R.records_table("ocm-table1", "fast", rec)  # a table's own runs carry no such note
     assert "the same configuration" not in own
+    assert f"more seeds: streamvae reproduce ocm-table1 --budget fast --only ocm --with-records {rec}" in own
 
     out = rec / "dynamic-ocm-dose-response" / "fast"
     capsys.readouterr()

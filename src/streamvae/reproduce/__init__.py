@@ -284,13 +284,17 @@ def cells(spec: Spec, budget: str, data_root: str | None = None, only: tuple[str
     return out
 
 
-def reproduce_command(spec: Spec, budget: str, row: Row | None = None, seeds: int | None = None) -> str:
-    """The ``streamvae reproduce`` command that (re)makes the table, or one row of it."""
+def reproduce_command(spec: Spec, budget: str, row: Row | None = None, seeds: int | None = None,
+                      with_records: str | None = None) -> str:
+    """The ``streamvae reproduce`` command that (re)makes the table, or one row of it (``with_records``:
+    counting the runs recorded there as finished)."""
     parts = ["streamvae", "reproduce", spec.name, "--budget", budget]
     if seeds is not None and seeds != spec.seeds:
         parts += ["--seeds", str(seeds)]
     if row is not None:
         parts += ["--only", row.key]
+    if with_records is not None:
+        parts += ["--with-records", with_records]
     return shlex.join(parts)
 
 
@@ -526,9 +530,11 @@ def verdict_rule(spec: Spec) -> str:
 
 
 def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], seeds: int | None = None,
-                shared: Sequence[Path] | None = None) -> tuple[list[str], list[list], list[list]]:
+                shared: Sequence[Path] | None = None, records: str | None = None
+                ) -> tuple[list[str], list[list], list[list]]:
     """``(header, rows for Markdown / LaTeX, rows for CSV)``: one line per cell (``shared``: see
-    :func:`shared_roots`, whose default for ``root`` it is)."""
+    :func:`shared_roots`, whose default for ``root`` it is; ``records``: the table is read from the
+    records there, so a cell's "more seeds" command keeps them with ``--with-records``)."""
     nominal = "ll_iw1000" if spec.metric == "ll" else spec.metric
     digits = _digits(spec.metric)
     header = HEADER[:3] + [f"{spec.label_of(a)}" for a in spec.also] + HEADER[3:]
@@ -598,7 +604,8 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
                 notes.append(f"seed {seed}: another configuration ({text})")
             want = seeds if seeds is not None else spec.seeds
             if len(values) < want:
-                notes.append(f"{'fill' if not values else 'more seeds'}: {reproduce_command(spec, budget, cell.row, want)}")
+                notes.append(f"{'fill' if not values else 'more seeds'}: "
+                             + reproduce_command(spec, budget, cell.row, want, records if values else None))
         also_text = []
         for a in spec.also:
             also_text.append(_ours_text(also_vals[a], set(), "", _digits(a)).split(" (n=")[0] if also_vals[a] else "-")
@@ -614,11 +621,12 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
 
 
 def table_markdown(spec: Spec, budget: str, root: Path, table_cells: list[Cell], seeds: int | None = None,
-                   command: str | None = None, shared: Sequence[Path] | None = None) -> str:
+                   command: str | None = None, shared: Sequence[Path] | None = None,
+                   records: str | None = None) -> str:
     """The table as Markdown, with its title, source, metric, verdict rule and the command that remakes it."""
     from ..report.tables import to_markdown
 
-    header, rows, _ = build_table(spec, budget, root, table_cells, seeds, shared)
+    header, rows, _ = build_table(spec, budget, root, table_cells, seeds, shared, records)
     header = [header[0], header[1], f"ours: {spec.label_of(spec.metric)}", *header[3:]]
     lines = [f"### {spec.title} (`{spec.name}`, budget `{budget}`)", "",
              f"Published: {spec.source}. Ours: mean ± sd (n seeds) of `{spec.label_of(spec.metric)}`"
@@ -632,16 +640,16 @@ def table_markdown(spec: Spec, budget: str, root: Path, table_cells: list[Cell],
 
 
 def write_tables(spec: Spec, budget: str, root: Path, table_cells: list[Cell], out: Path,
-                 seeds: int | None = None, command: str | None = None, shared: Sequence[Path] | None = None
-                 ) -> list[Path]:
+                 seeds: int | None = None, command: str | None = None, shared: Sequence[Path] | None = None,
+                 records: str | None = None) -> list[Path]:
     """``table.md``, ``table.csv`` and ``table.tex`` in ``out`` (written atomically)."""
     from ..report.tables import to_csv, to_latex
     from ..utils import atomic_write_text
 
-    header, rows, csv_rows = build_table(spec, budget, root, table_cells, seeds, shared)
+    header, rows, csv_rows = build_table(spec, budget, root, table_cells, seeds, shared, records)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "table.md", out / "table.csv", out / "table.tex"]
-    atomic_write_text(paths[0], table_markdown(spec, budget, root, table_cells, seeds, command, shared))
+    atomic_write_text(paths[0], table_markdown(spec, budget, root, table_cells, seeds, command, shared, records))
     atomic_write_text(paths[1], to_csv(csv_rows[0], csv_rows[1:]))
     first_ours = next((i for i, c in enumerate(table_cells) if c.row.ours), None)
     atomic_write_text(paths[2], to_latex(header, rows, f"{spec.title} ({spec.name}, budget {budget})", first_ours))
@@ -863,9 +871,9 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
         root = Path(records) / spec.name / budget
         if not Path(records).is_dir():
             raise ConfigError(f"--from {records} is not a directory (the records live in results/)")
-        text = table_markdown(spec, budget, root, table_cells, seeds, command)
+        text = table_markdown(spec, budget, root, table_cells, seeds, command, records=records)
         if out is not None:
-            write_tables(spec, budget, root, table_cells, Path(out), seeds, command)
+            write_tables(spec, budget, root, table_cells, Path(out), seeds, command, records=records)
         print(text, end="")
         return 0
     root = Path(out) if out is not None else DEFAULT_OUT / spec.name / budget
@@ -907,12 +915,13 @@ _BLOCK = re.compile(r"<!-- streamvae reproduce (?P<name>[a-z0-9_.-]+) --budget (
                     r"(?P<body>.*?)<!-- end of generated table -->", re.S)
 
 
-def records_table(name: str, budget: str, records: str | Path) -> str:
-    """What ``streamvae reproduce NAME --budget BUDGET --from RECORDS`` prints."""
+def records_table(name: str, budget: str, records: str | Path, shown: str | None = None) -> str:
+    """What ``streamvae reproduce NAME --budget BUDGET --from RECORDS`` prints (``shown``: how its
+    commands name RECORDS, ``results/`` on RESULTS.md; default: as given)."""
     spec = load_spec(name)
     table_cells = cells(spec, budget, check_data=False)
     return table_markdown(spec, budget, Path(records) / spec.name / budget, table_cells, None,
-                          reproduce_command(spec, budget))
+                          reproduce_command(spec, budget), records=shown if shown is not None else str(records))
 
 
 def regenerate_page(text: str, records: str | Path) -> str:
@@ -920,7 +929,7 @@ def regenerate_page(text: str, records: str | Path) -> str:
     --from results/ -->`` ... ``<!-- end of generated table -->``) remade from ``records``."""
     def remake(m: re.Match) -> str:
         head = m.group(0).split("\n", 1)[0]
-        return f"{head}\n{records_table(m.group('name'), m.group('budget'), records)}<!-- end of generated table -->"
+        return f"{head}\n{records_table(m.group('name'), m.group('budget'), records, 'results/')}<!-- end of generated table -->"
 
     return _BLOCK.sub(remake, text)
 
