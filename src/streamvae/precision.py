@@ -96,8 +96,7 @@ def cpu_bf16_speed_ratio(rows: int = 1024, inner: int = 256, cols: int = 784, re
     because the flags do not tell: AMD's AVX512-BF16 runs at about 2.1x fp32, Intel's without AMX
     at about 0.6x. One thread, because the ratio is a property of the core's instructions and a
     product split over threads waits for the slowest of them: beside another run on a 2-core AMD
-    EPYC, two threads read 1.9x to 5.8x (and 0.5x once, so that a run started under load picked
-    fp32), one thread 2.05x to 2.13x."""
+    EPYC, two threads read 1.9x to 5.8x, one thread 2.05x to 2.13x."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
