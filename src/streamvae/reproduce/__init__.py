@@ -586,16 +586,14 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
         if cell.state == "run":
             if found_seeds:
                 notes.append("seeds " + ", ".join(map(str, found_seeds)))
-            by_source: dict[str, list[int]] = {}
+            by_folder: dict[Path, list[int]] = {}
             for seed, where in sorted(runs.shared.items()):
-                folder = Path(where).parent
-                source = (f"recorded in {folder}" if folder.parent.name == spec.name else
-                          f"{folder.parent.name}'s run{{s}} (the same configuration)")
-                by_source.setdefault(source, []).append(seed)
-            for source, there in by_source.items():
+                by_folder.setdefault(Path(where).parent, []).append(seed)
+            for folder, there in by_folder.items():
                 many = len(there) > 1
-                notes.append(f"seed{'s' if many else ''} {', '.join(map(str, there))}: "
-                             + source.replace("{s}", "s" if many else ""))
+                whose = (f"recorded in {folder}" if folder.parent.name == spec.name
+                         else f"{folder.parent.name}'s run{'s' if many else ''} (the same configuration)")
+                notes.append(f"seed{'s' if many else ''} {', '.join(map(str, there))}: {whose}")
             for seed, text in sorted(runs.running.items()):
                 notes.append(f"seed {seed}: {text}")
             for seed, text in sorted(runs.interrupted.items()):
@@ -710,7 +708,7 @@ def run_pace(run_dir: Path, est, arrivals: int) -> float | None:
     records at its last evaluation point before the end (``wall_s``: this run's training, summed over
     its resumes) over the estimate's share for those arrivals; None before an evaluation point past
     5% of the stream. The cost model's units were measured on one machine: the pace carries this
-    machine's speed and load (2.4 for Dynamic-OCM at `paper` on a 2-core AMD EPYC, bf16)."""
+    machine's speed and load (2.5 for Dynamic-OCM at `paper` on a 2-core AMD EPYC, bf16)."""
     from ..errors import StreamVAEError
     from ..utils import read_jsonl
 
@@ -902,7 +900,7 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
     code = run_specs(specs, root, jobs, executor, data_root, (), slurm, summary=False, ignore=ENVIRONMENT,
                      label="reproduce") if specs else 0
     paths = write_tables(spec, budget, root, table_cells, root, seeds, command, shared)
-    print(table_markdown(spec, budget, root, table_cells, seeds, command, shared), end="")
+    print(paths[0].read_text(), end="")  # table.md, as written (not built a second time)
     print(f"tables: {', '.join(str(p) for p in paths)}")
     return code
 
