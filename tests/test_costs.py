@@ -73,3 +73,36 @@ def test_a_model_kind_without_measured_unit_costs_gets_no_estimate(data_root):
     assert costs.estimate(cfg, learner, len(stream), 1) is None
     lines = costs.banner_lines(cfg, learner, len(stream), 2, stream.x_dim)
     assert len(lines) == 1 and "no measured unit costs" in lines[0]
+
+
+def test_a_step_timed_here_scales_the_estimate_and_leaves_the_run_untouched(data_root):
+    """``calibrate`` times a copy of the trainable VAE (a private generator, a fresh Adam): the run's
+    parameters, optimiser and seeded generator are exactly as before (a resumed run equals an
+    uninterrupted one), the torch threads are restored, and the compute phases scale by the measured
+    step over the model's unit cost while checkpoints and logs do not. A smoke estimate is not timed."""
+    import torch
+
+    from .conftest import REPO
+
+    cfg = load_config(REPO / "configs/split_fashion/dynamic-ocm.yaml", ["budget=fast", "threads=1"])
+    stream, learner = build(cfg, data_root)
+    est = costs.estimate(cfg, learner, 937, 1, 10000, 5, stream.x_dim)  # Split Fashion's arrivals
+    assert est is not None and est.step_s and est.phases["train_steps"] > costs.CALIBRATE_ABOVE_S
+    params = [p.detach().clone() for p in learner.model.parameters()]
+    gen_state = learner.generator.get_state().clone()
+    threads = torch.get_num_threads()
+    costs._MEASURED.clear()
+    got = costs.calibrate(est, cfg, learner, threads=1)
+    assert torch.get_num_threads() == threads
+    assert all(torch.equal(a, b) for a, b in zip(params, learner.model.parameters()))
+    assert torch.equal(gen_state, learner.generator.get_state())
+    assert not learner.optimizer.state  # the run's Adam took no step
+    assert got is not None and got.measured_step_s and got.measured_step_s > 0
+    factor = got.measured_step_s / est.step_s
+    for phase, seconds in est.phases.items():
+        scaled = seconds * factor if phase in costs.COMPUTE_PHASES else seconds
+        assert got.phases[phase] == pytest.approx(scaled)
+    smoke = load_config(REPO / "configs/split_fashion/ocm.yaml", ["budget=smoke", "threads=1"])
+    s_stream, s_learner = build(smoke, data_root)
+    small = costs.estimate(smoke, s_learner, len(s_stream), 1, 10000, 5, s_stream.x_dim)
+    assert costs.calibrate(small, smoke, s_learner) is small

@@ -278,6 +278,28 @@ def test_dry_run_gives_an_interrupted_run_the_time_it_has_left(made, capsys, tmp
     assert R.run_pace(run, est, 100) is None
 
 
+def test_time_left_follows_the_planned_steps_not_the_arrivals(data_root):
+    """OCM's steps per arrival grow with its long-term memory: the first fifth of the released Split Fashion
+    stream is under a tenth of its steps. ``step_share`` runs from 0 to 1 without falling, and a run
+    at arrival 187 has more than 4/5 of its training left."""
+    from streamvae.costs import Estimate
+    from streamvae.loop import build
+    from streamvae.registry import load_config
+
+    from .conftest import REPO
+
+    cfg = load_config(REPO / "configs/split_fashion/ocm.yaml", ["budget=paper", "precision=fp32", "threads=1"])
+    _, learner = build(cfg, data_root)
+    share = R.step_share(learner, 937)
+    assert share is not None and share(0) == 0.0 and share(937) == share(2000) == 1.0
+    values = [share(t) for t in range(938)]
+    assert all(a <= b for a, b in zip(values, values[1:]))
+    assert share(187) < 0.1 and share(187) == pytest.approx(learner.planned_steps(187) / learner.planned_steps(937))
+    est = Estimate({"train_steps": 900.0, "memory_and_events": 0.0, "evaluation_points": 0.0, "checkpoints": 0.0,
+                    "stream_and_logs": 0.0, "final_evaluation": 100.0}, threads=1)
+    assert R.seconds_left(est, 187, 937, share) > 0.9 * 900 + 100 > R.seconds_left(est, 187, 937)
+
+
 def test_a_run_of_the_same_configuration_made_for_another_table_is_shared(data_root, tmp_path, capsys):
     """The dose-response table's 3-pass OCM cell at `fast` is ocm-table1's `fast` OCM cell: its record is read
     (and it is not run again), while the 10-pass cell and a run with a changed field are not taken."""

@@ -17,6 +17,9 @@ The unit costs are those of the calibration runs: one thread beside another busy
 runs here were made), or two threads on an idle machine. A run beside heavier load takes longer; the
 progress bar's ETA is the measured figure. CUDA has no measured unit costs for these models: no estimate.
 
+Other machines differ (the 2-core AMD EPYC's bf16 steps took 2x these units): :func:`calibrate` times the
+run's own training step here and scales the compute phases by it, for the banner and ``reproduce --dry-run``.
+
     est = estimate(cfg, learner, arrivals=len(stream), threads=1)
     est.total_s, est.phases["train_steps"], est.describe()
 """
@@ -54,6 +57,8 @@ class Estimate:
     threads: int
     machine: str = "2-core Intel Xeon (BENCHMARKS.md), fp32"
     notes: list[str] = field(default_factory=list)
+    step_s: float | None = None  # the unit cost of one training step this estimate used (VAE kinds)
+    measured_step_s: float | None = None  # that step timed on this machine (:func:`calibrate`), if it was
 
     @property
     def total_s(self) -> float:
@@ -270,7 +275,74 @@ def estimate(cfg: Any, learner: Any, arrivals: int, threads: int, test_images: i
         "final_evaluation": (_iw_seconds(final_images, ev.iw_samples, k_final, threads)
                              + _probe_seconds(cfg, threads, k_final)) if kind != "vaegan" else 0.0,
     }
-    return Estimate(phases, threads, notes=notes)
+    return Estimate(phases, threads, notes=notes, step_s=per if kind != "vaegan" else None)
+
+
+COMPUTE_PHASES = ("train_steps", "memory_and_events", "evaluation_points", "final_evaluation")
+CALIBRATE_ABOVE_S = 120.0  # estimates of more training time than this are checked against a step timed here
+_MEASURED: dict[tuple, float] = {}  # one timing per model, bound and threads in a process (a dry run's cells)
+
+
+def measure_step_s(cfg: Any, learner: Any, threads: int | None = None, seconds: float = 0.3) -> float | None:
+    """One training step of ``learner``'s trainable VAE (the newest component of a mixture), timed on this
+    machine: a copy of it, a fresh Adam and a random binary minibatch from a private generator, in the
+    learner's precision, two warm-up steps and then the median of steps over about ``seconds``.
+    Nothing of the run is touched: not its model, its optimiser nor its seeded generator (a resumed run
+    equals an uninterrupted one). None for a learner without such a step (VAE-GAN, CN-DPM, LIMix, CUDA)."""
+    import copy
+    import statistics
+    import time
+
+    import torch
+
+    c = cfg.learner
+    model = getattr(learner.model, "newest", learner.model)
+    if (getattr(getattr(learner, "device", None), "type", "cpu") != "cpu" or type(learner).model_kind
+            not in ("vae", "mixture") or not hasattr(model, "objective") or not hasattr(c, "elbo_samples")):
+        return None
+    key = (repr(cfg.model), c.minibatch, c.elbo_samples, c.objective, learner.precision,
+           threads or torch.get_num_threads(), getattr(model, "x_dim", 0))
+    if key in _MEASURED:
+        return _MEASURED[key]
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        net = copy.deepcopy(model).train()
+        for p in net.parameters():
+            p.requires_grad_(True)
+        adam = torch.optim.Adam(net.parameters(), lr=1e-4)
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand(c.minibatch, net.x_dim, generator=gen).round()
+        times: list[float] = []
+        start = time.perf_counter()
+        while len(times) < 5 or (time.perf_counter() - start < seconds and len(times) < 200):
+            t0 = time.perf_counter()
+            with learner.autocast():
+                loss = -net.objective(x, c.objective, c.elbo_samples, gen).mean()
+            adam.zero_grad(set_to_none=True)
+            loss.backward()
+            adam.step()
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    _MEASURED[key] = statistics.median(times[2:])
+    return _MEASURED[key]
+
+
+def calibrate(est: Estimate | None, cfg: Any, learner: Any, threads: int | None = None) -> Estimate | None:
+    """``est`` with its compute phases scaled by this machine's speed: a training step timed here
+    (:func:`measure_step_s`) over the unit cost the estimate used (measured on another machine: this
+    AMD EPYC's bf16 steps took 2x the Intel Xeon's units). Unchanged where there is nothing to time or
+    the training steps are estimated at under ``CALIBRATE_ABOVE_S`` (smoke runs start at once)."""
+    if est is None or not est.step_s or est.phases["train_steps"] < CALIBRATE_ABOVE_S:
+        return est
+    measured = measure_step_s(cfg, learner, threads)
+    if not measured:
+        return est
+    factor = measured / est.step_s
+    phases = {k: v * factor if k in COMPUTE_PHASES else v for k, v in est.phases.items()}
+    return Estimate(phases, est.threads, est.machine, list(est.notes), est.step_s, measured)
 
 
 def banner_lines(cfg: Any, learner: Any, arrivals: int, eval_points: int, x_dim: int) -> list[str]:
@@ -283,18 +355,21 @@ def banner_lines(cfg: Any, learner: Any, arrivals: int, eval_points: int, x_dim:
         return []
     threads = torch.get_num_threads()
     test_images = 10000 * len(cfg.stream.datasets)
-    est = estimate(cfg, learner, arrivals, threads, test_images, eval_points, x_dim)
+    est = calibrate(estimate(cfg, learner, arrivals, threads, test_images, eval_points, x_dim), cfg, learner)
     if est is None:
         return [f"  about {steps:,} optimiser steps (no measured unit costs for {type(learner).model_kind} models "
                 f"on {learner.device.type}: the progress bar's ETA is the figure)"]
     line = f"  about {steps:,} optimiser steps; wall time {est.describe()} with {threads} thread(s)"
     if cfg.threads == 0 and threads > 1:
-        one = estimate(cfg, learner, arrivals, 1, test_images, eval_points, x_dim)
+        one = calibrate(estimate(cfg, learner, arrivals, 1, test_images, eval_points, x_dim), cfg, learner, 1)
         line += f", {duration(one.total_s) if one else '?'} with one (a busy machine)"
     if est.notes:
         line += f"; {'; '.join(est.notes)}"
-    return [line, f"  (costs measured on a {est.machine.split(',')[0]}, streamvae.costs; the progress bar's "
-                  "ETA is the measured figure)"]
+    source = f"costs measured on a {est.machine.split(',')[0]}, streamvae.costs"
+    if est.measured_step_s and est.step_s:
+        source = (f"a training step timed here now: {est.measured_step_s * 1e3:.1f} ms, {est.measured_step_s / est.step_s:.2f}x "
+                  f"the cost model's {est.step_s * 1e3:.1f} ms ({source}), which scales its times")
+    return [line, f"  ({source}; the progress bar's ETA is the measured figure)"]
 
 
-__all__ = ["Estimate", "estimate", "banner_lines", "duration", "step_ms", "STEP_MS", "IW_US"]
+__all__ = ["Estimate", "estimate", "calibrate", "measure_step_s", "banner_lines", "duration", "step_ms", "STEP_MS", "IW_US"]

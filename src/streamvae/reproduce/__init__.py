@@ -694,21 +694,40 @@ def _shipped_name(arg: str) -> str:
         return arg
 
 
-def seconds_left(est, done: int, arrivals: int) -> float:
+def step_share(learner, arrivals: int):
+    """``share(t)``: the part of a run's planned optimiser steps made by arrival ``t``. Steps per arrival
+    follow the memory (OCM's grows for 180 arrivals), so the first fifth of OCM's `paper` stream is 6%
+    of its steps; None where the learner plans its steps otherwise (the stream's share stands in)."""
+    import itertools
+
+    from ..learners.base import Learner
+
+    if type(learner).planned_steps is not Learner.planned_steps or not arrivals:
+        return None
+    b = learner.cfg.stream.batch_size
+    per = [learner.steps_on(b + learner.memory_at(t)) for t in range(arrivals)]
+    if None in per or not sum(per):
+        return None
+    cum = list(itertools.accumulate(per))
+    return lambda t: cum[min(t, arrivals) - 1] / cum[-1] if t > 0 else 0.0
+
+
+def seconds_left(est, done: int, arrivals: int, share=None) -> float:
     """What an interrupted run at arrival ``done`` of ``arrivals`` has left of its estimate
-    (a :class:`streamvae.costs.Estimate`): the share of the stream's phases still to come, and its
-    final evaluation whole."""
+    (a :class:`streamvae.costs.Estimate`): the share of the stream's phases still to come (by
+    ``share``, :func:`step_share`, where given; else by arrivals), and its final evaluation whole."""
     final = est.phases["final_evaluation"]
-    share = max(0.0, 1 - done / arrivals) if arrivals else 1.0
-    return (est.total_s - final) * share + final
+    made = share(done) if share is not None else (done / arrivals if arrivals else 0.0)
+    return (est.total_s - final) * max(0.0, 1 - made) + final
 
 
-def run_pace(run_dir: Path, est, arrivals: int) -> float | None:
+def run_pace(run_dir: Path, est, arrivals: int, share=None) -> float | None:
     """How many times the estimate's time this run has taken so far: the wall time metrics.jsonl
     records at its last evaluation point before the end (``wall_s``: this run's training, summed over
     its resumes) over the estimate's share for those arrivals; None before an evaluation point past
-    5% of the stream. The cost model's units were measured on one machine: the pace carries this
-    machine's speed and load (2.5 for Dynamic-OCM at `paper` on a 2-core AMD EPYC, bf16)."""
+    5% of the stream. ``est`` is calibrated to this machine by a step timed now (``costs.calibrate``);
+    the pace carries the rest: the load the run has met, and its own mix of work (before that
+    calibration, 2.5 for Dynamic-OCM at `paper` on a 2-core AMD EPYC, bf16, was mostly machine speed)."""
     from ..errors import StreamVAEError
     from ..utils import read_jsonl
 
@@ -721,7 +740,8 @@ def run_pace(run_dir: Path, est, arrivals: int) -> float | None:
     if not done or not arrivals:
         return None
     last = done[-1]
-    model = (est.total_s - est.phases["final_evaluation"]) * min(1.0, last["arrival"] / arrivals)
+    made = share(last["arrival"]) if share is not None else last["arrival"] / arrivals
+    model = (est.total_s - est.phases["final_evaluation"]) * min(1.0, made)
     return float(last["wall_s"]) / model if model > 0 and last["wall_s"] > 0 else None
 
 
@@ -737,7 +757,7 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
                  data_root: str | None, shared: Sequence[Path] | None = None) -> str:
     """Every cell: its state, its command, planned optimiser steps and the estimated hours here."""
     from .. import registry
-    from ..costs import duration, estimate
+    from ..costs import calibrate, duration, estimate
     from ..evaluation.points import eval_points
     from ..loop import build
     from ..sweep import command, cores, local_plan
@@ -750,6 +770,9 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
     _, threads = local_plan(jobs, cores(), max(1, len(todo)))
     lines = [f"{spec.name}, budget {budget}, {seeds} seed(s), into {out}"]
     total_h, unknown, cached = 0.0, 0, {}
+    # a step timed now scales the cost model to this machine, unless a run of this table is training
+    # here now: beside it the timing would be of its load, which ends when it does
+    busy = next((rs.name for _, _, rs in plan if _running_pid(out / rs.name) is not None), None)
     for cell in table_cells:
         if cell.state != "run":
             lines.append(f"  {cell.key}: {cell.note}")
@@ -760,8 +783,9 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
             steps = learner.planned_steps(len(stream))
             est = estimate(cfg, learner, len(stream), threads, 10000 * len(cfg.stream.datasets),
                            len(eval_points(cfg, stream)), stream.x_dim)
-            cached[cell.key] = (steps, est, len(stream))
-        steps, est, arrivals = cached[cell.key]
+            est = est if busy else calibrate(est, cfg, learner, threads)
+            cached[cell.key] = (steps, est, len(stream), step_share(learner, len(stream)))
+        steps, est, arrivals, share = cached[cell.key]
         hours = est.total_s / 3600 if est is not None else None
         run_dir = out / rs.name
         pid = _running_pid(run_dir)
@@ -782,9 +806,9 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
         if est is not None:
             hours_text = f"about {duration(est.total_s)}" + "".join(f" ({n})" for n in est.notes)
             if done is not None:
-                left = seconds_left(est, done, arrivals)
+                left = seconds_left(est, done, arrivals, share)
                 hours_text += f", about {duration(left)} left"
-                pace = run_pace(run_dir, est, arrivals)
+                pace = run_pace(run_dir, est, arrivals, share)
                 if pace is not None and abs(pace - 1) >= 0.15:
                     left *= pace
                     hours_text += (f" by the model; at this run's pace so far ({pace:.1f}x the model's), "
@@ -798,8 +822,11 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
     known = f"about {total_h:.1f} h" if unknown < len(todo) or not todo else "time unknown"
     if unknown and unknown < len(todo):
         known += f" for {len(todo) - unknown} of them, {unknown} of unknown time (no cost model for their learner)"
+    timed = next((e for _, e, _, _ in cached.values() if e is not None and e.measured_step_s), None)
+    basis = ("the cost model's units scaled by a step timed here now" if timed else
+             f"the cost model's units, not timed here: {busy} is training here now" if busy else "the cost model's units")
     lines.append(f"to run: {len(todo)} of {len(plan)} runs, {known} "
-                 f"(streamvae.costs, {threads} thread(s) per run; every phase)")
+                 f"(streamvae.costs, {threads} thread(s) per run; every phase; {basis})")
     return "\n".join(lines)
 
 
