@@ -335,6 +335,9 @@ def test_a_run_of_the_same_configuration_made_for_another_table_is_shared(data_r
                  "--data-root", data_root, "--out", str(out), "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert f"ocm-e3-s0: finished as {rec / 'ocm-table1' / 'fast' / 'ocm-split_fashion-s0'} (the same" in printed
+    shown = printed.splitlines()
+    after = shown[next(i for i, x in enumerate(shown) if "ocm-e3-s0: finished as" in x) + 1]
+    assert "streamvae run" not in after  # read there: no command to run it
     assert "ocm-e3-s2: to run" in printed and "ocm-e10-s0: to run" in printed
     assert "to run: 10 of 12 runs" in printed
     assert main(["reproduce", "dynamic-ocm-dose-response", "--budget", "fast", "--seeds", "2", "--only", "ocm",

@@ -814,8 +814,8 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
                     hours_text += (f" by the model; at this run's pace so far ({pace:.1f}x the model's), "
                                    f"about {duration(left)} left")
                 hours = left / 3600
-        lines.append(f"  {rs.name}: {state}; {f'{steps:,}' if steps else '?'} optimiser steps, {hours_text}\n"
-                     f"      {shown}")
+        lines.append(f"  {rs.name}: {state}; {f'{steps:,}' if steps else '?'} optimiser steps, {hours_text}"
+                     + ("" if (cell.key, seed) in elsewhere else f"\n      {shown}"))  # read there, never run
         if state in ("to run",) or state.endswith("resumes"):
             total_h += hours or 0.0
             unknown += hours is None
