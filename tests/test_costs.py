@@ -75,7 +75,7 @@ def test_a_model_kind_without_measured_unit_costs_gets_no_estimate(data_root):
     assert len(lines) == 1 and "no measured unit costs" in lines[0]
 
 
-def test_a_step_timed_here_scales_the_estimate_and_leaves_the_run_untouched(data_root):
+def test_a_step_timed_here_scales_the_estimate_and_leaves_the_run_untouched(data_root, monkeypatch):
     """``calibrate`` times a copy of the trainable VAE (a private generator, a fresh Adam): the run's
     parameters, optimiser and seeded generator are exactly as before (a resumed run equals an
     uninterrupted one), the torch threads are restored, and the compute phases scale by the measured
@@ -92,6 +92,11 @@ def test_a_step_timed_here_scales_the_estimate_and_leaves_the_run_untouched(data
     gen_state = learner.generator.get_state().clone()
     threads = torch.get_num_threads()
     costs._MEASURED.clear()
+    monkeypatch.setattr(costs, "machine_busy", lambda: "load 3.0 on 2 cores")
+    busy = costs.calibrate(costs.estimate(cfg, learner, 937, 1, 10000, 5, stream.x_dim), cfg, learner, threads=1)
+    assert busy is not None and busy.measured_step_s is None and busy.phases == est.phases
+    assert busy.untimed == "not timed here: the machine is busy (load 3.0 on 2 cores)" and not costs._MEASURED
+    monkeypatch.setattr(costs, "machine_busy", lambda: None)
     got = costs.calibrate(est, cfg, learner, threads=1)
     assert torch.get_num_threads() == threads
     assert all(torch.equal(a, b) for a, b in zip(params, learner.model.parameters()))

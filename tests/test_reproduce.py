@@ -320,6 +320,13 @@ def test_a_run_of_the_same_configuration_made_for_another_table_is_shared(data_r
     (old / "config.yaml").write_text(yaml.safe_dump({"seed": 3, "learner": {"name": "ocm"}}))
     (old / "results.json").write_text(json.dumps({"iw_samples": 1000, "ll_iw1000": -1.0}))
 
+    # precision-bf16 sets precision in its rows: the fp32 record is its fp32 row, never its bf16 row
+    by_key = {c.key: c for c in R.cells(R.load_spec("precision-bf16"), "fast", data_root, ("ocm-fp32", "ocm-bf16"))}
+    assert by_key["ocm-bf16-split_fashion"].pinned == {"precision": "bf16"}
+    where = [rec / "ocm-table1" / "fast"]
+    assert sorted(R.read_cell(by_key["ocm-fp32-split_fashion"], tmp_path / "none", where).shared) == [0, 1]
+    assert R.read_cell(by_key["ocm-bf16-split_fashion"], tmp_path / "none", where).shared == {}
+
     table = R.records_table("dynamic-ocm-dose-response", "fast", rec)
     e3 = next(x for x in table.splitlines() if x.startswith("| VAE-ELBO-OCM | 3 passes"))
     assert "-252.50 ± 0.71 (n=2)" in e3 and "seeds 0, 1: ocm-table1's runs (the same configuration)" in e3

@@ -59,6 +59,7 @@ class Estimate:
     notes: list[str] = field(default_factory=list)
     step_s: float | None = None  # the unit cost of one training step this estimate used (VAE kinds)
     measured_step_s: float | None = None  # that step timed on this machine (:func:`calibrate`), if it was
+    untimed: str = ""  # why it was not, where it could have been ("the machine is busy: load 2.1 on 2 cores")
 
     @property
     def total_s(self) -> float:
@@ -330,12 +331,31 @@ def measure_step_s(cfg: Any, learner: Any, threads: int | None = None, seconds: 
     return _MEASURED[key]
 
 
+def machine_busy() -> str | None:
+    """``"load 2.1 on 2 cores"`` when the 1-minute load average leaves less than half a core free, else None.
+    A step timed then measures the other work's load more than the machine: two threads timed beside a
+    two-thread run took 5x to 40x their idle time (OpenMP threads waiting on each other)."""
+    import os
+
+    try:
+        load = os.getloadavg()[0]
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    except OSError:
+        return None
+    return f"load {load:.1f} on {cores} core{'s' if cores > 1 else ''}" if load > cores - 0.5 else None
+
+
 def calibrate(est: Estimate | None, cfg: Any, learner: Any, threads: int | None = None) -> Estimate | None:
     """``est`` with its compute phases scaled by this machine's speed: a training step timed here
     (:func:`measure_step_s`) over the unit cost the estimate used (measured on another machine: this
     AMD EPYC's bf16 steps took 2x the Intel Xeon's units). Unchanged where there is nothing to time or
-    the training steps are estimated at under ``CALIBRATE_ABOVE_S`` (smoke runs start at once)."""
+    the training steps are estimated at under ``CALIBRATE_ABOVE_S`` (smoke runs start at once); on a
+    busy machine (:func:`machine_busy`) unchanged too, with ``untimed`` saying why."""
     if est is None or not est.step_s or est.phases["train_steps"] < CALIBRATE_ABOVE_S:
+        return est
+    busy = machine_busy()
+    if busy:
+        est.untimed = f"not timed here: the machine is busy ({busy})"
         return est
     measured = measure_step_s(cfg, learner, threads)
     if not measured:
@@ -366,10 +386,12 @@ def banner_lines(cfg: Any, learner: Any, arrivals: int, eval_points: int, x_dim:
     if est.notes:
         line += f"; {'; '.join(est.notes)}"
     source = f"costs measured on a {est.machine.split(',')[0]}, streamvae.costs"
+    if est.untimed:
+        source += f"; {est.untimed}"
     if est.measured_step_s and est.step_s:
         source = (f"a training step timed here now: {est.measured_step_s * 1e3:.1f} ms, {est.measured_step_s / est.step_s:.2f}x "
                   f"the cost model's {est.step_s * 1e3:.1f} ms ({source}), which scales its times")
     return [line, f"  ({source}; the progress bar's ETA is the measured figure)"]
 
 
-__all__ = ["Estimate", "estimate", "calibrate", "measure_step_s", "banner_lines", "duration", "step_ms", "STEP_MS", "IW_US"]
+__all__ = ["Estimate", "estimate", "calibrate", "machine_busy", "measure_step_s", "banner_lines", "duration", "step_ms", "STEP_MS", "IW_US"]

@@ -227,6 +227,7 @@ class Cell:
     config: str = ""  # the config file (absolute), for a runnable cell
     overrides: tuple[str, ...] = ()  # budget, column's, row's (what the cell is), then the environment's
     expected: dict = field(default_factory=dict)  # resolved config minus ENVIRONMENT (seed 0's, seed removed)
+    pinned: dict = field(default_factory=dict)  # ENVIRONMENT fields the row or column sets (precision-bf16's rows)
 
     @property
     def key(self) -> str:
@@ -280,7 +281,10 @@ def cells(spec: Spec, budget: str, data_root: str | None = None, only: tuple[str
                 out.append(Cell(row, col, "no data", f"no data: put {where} (--data-root DATA_ROOT, or "
                                                      f"streamvae data fetch {missing[0]})"))
                 continue
-            out.append(Cell(row, col, "run", "", path, (*what, *env), _identity(C.to_dict(cfg))))
+            # a field of the run environment that the row or column sets is what the cell is about
+            set_here = {o.split("=", 1)[0].strip() for o in (*col.overrides, *row.overrides)}
+            pinned = {k: v for k, v in C.to_dict(cfg).items() if k in ENVIRONMENT and k in set_here}
+            out.append(Cell(row, col, "run", "", path, (*what, *env), _identity(C.to_dict(cfg)), pinned))
     return out
 
 
@@ -391,6 +395,20 @@ def _same_run(expected: dict, seed: int, run_dir: Path) -> bool:
     return len(set(flatten(_identity(have))) & set(want)) >= 0.95 * len(want)
 
 
+def _pinned_match(pinned: dict, config: dict | str, results: dict) -> bool:
+    """Whether a run has the environment fields a cell sets (:attr:`Cell.pinned`): precision as the run
+    resolved it (``results.json``: ``auto`` may have been either), the others as its config says."""
+    if not pinned:
+        return True
+    if isinstance(config, str) or not isinstance(results, dict):
+        return False
+    for key, want in pinned.items():
+        have = results.get("precision", config.get(key)) if key == "precision" else config.get(key)
+        if want != "auto" and have != want:
+            return False
+    return True
+
+
 def metric_value(results: dict, metric: str) -> tuple[float | None, str | None]:
     """``(value, key)`` of ``metric`` in a results.json: ``ll`` / ``ll_mixture`` pick the run's ll_iw{k}."""
     from ..evaluation.continual import ll_key
@@ -455,9 +473,12 @@ def read_cell(cell: Cell, root: Path, shared: Sequence[Path] = ()) -> CellRuns:
             if not _same_run(cell.expected, seed, d) or _running_pid(d) is not None:
                 continue
             try:
-                out.finished[seed] = json.loads((d / "results.json").read_text())
+                results = json.loads((d / "results.json").read_text())
             except (OSError, ValueError):
                 continue
+            if not _pinned_match(cell.pinned, _config_cached(d / "config.yaml"), results):
+                continue
+            out.finished[seed] = results
             out.shared[seed] = str(d)
             for held in (out.running, out.interrupted, out.foreign):
                 held.pop(seed, None)
@@ -822,9 +843,11 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
     known = f"about {total_h:.1f} h" if unknown < len(todo) or not todo else "time unknown"
     if unknown and unknown < len(todo):
         known += f" for {len(todo) - unknown} of them, {unknown} of unknown time (no cost model for their learner)"
-    timed = next((e for _, e, _, _ in cached.values() if e is not None and e.measured_step_s), None)
-    basis = ("the cost model's units scaled by a step timed here now" if timed else
-             f"the cost model's units, not timed here: {busy} is training here now" if busy else "the cost model's units")
+    ests = [e for _, e, _, _ in cached.values() if e is not None]
+    untimed = next((e.untimed for e in ests if e.untimed), "")
+    basis = ("the cost model's units scaled by a step timed here now" if any(e.measured_step_s for e in ests) else
+             f"the cost model's units, not timed here: {busy} is training here now" if busy else
+             f"the cost model's units, {untimed}" if untimed else "the cost model's units")
     lines.append(f"to run: {len(todo)} of {len(plan)} runs, {known} "
                  f"(streamvae.costs, {threads} thread(s) per run; every phase; {basis})")
     return "\n".join(lines)
