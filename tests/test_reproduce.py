@@ -326,6 +326,15 @@ def test_a_run_of_the_same_configuration_made_for_another_table_is_shared(data_r
     where = [rec / "ocm-table1" / "fast"]
     assert sorted(R.read_cell(by_key["ocm-fp32-split_fashion"], tmp_path / "none", where).shared) == [0, 1]
     assert R.read_cell(by_key["ocm-bf16-split_fashion"], tmp_path / "none", where).shared == {}
+    # ... and its bf16 run never stands in for an fp32 cell whose row does not name the precision
+    bf16 = tmp_path / "runs" / "precision-bf16" / "fast" / "ocm-bf16-split_fashion-s0"
+    bf16.mkdir(parents=True)
+    cfg = C.to_dict(registry.load_config(table1.config, [*table1.overrides, "seed=0", "precision=bf16"]))
+    (bf16 / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (bf16 / "results.json").write_text(json.dumps({"iw_samples": 1000, "ll_iw1000": -252.5, "precision": "bf16"}))
+    assert table1.pinned == {"precision": "fp32"}
+    assert R.read_cell(table1, tmp_path / "none", [bf16.parent]).shared == {}
+    assert R.read_cell(by_key["ocm-bf16-split_fashion"], tmp_path / "none", [bf16.parent]).shared == {0: str(bf16)}
 
     table = R.records_table("dynamic-ocm-dose-response", "fast", rec)
     e3 = next(x for x in table.splitlines() if x.startswith("| VAE-ELBO-OCM | 3 passes"))

@@ -13,7 +13,9 @@ A cell is ``<row>-<column>`` and its runs are the folders ``<cell>-s<seed>`` of 
 (``runs/reproduce/<spec>/<budget>/`` by default) or of the records (``results/<spec>/<budget>/``).
 What a run is, is its resolved config without the run-environment fields (:data:`ENVIRONMENT`: threads,
 precision, checkpoint interval...): a run made with ``precision=auto`` is the same cell as one made in
-fp32, and the table says which precision each cell's runs used.
+fp32, and the table says which precision each cell's runs used. Another table's run (or a record) stands
+in for a cell only at the cell's own precision where that is fixed (fp32 or bf16; ``auto`` takes
+either) and with every environment field the row or column sets (:attr:`Cell.pinned`).
 
 A row whose learner is not registered is "not implemented" (it becomes a real row as soon as the
 learner is); a column whose data is missing is "no data: put MNIST under DATA_ROOT/mnist"; neither is
@@ -227,7 +229,7 @@ class Cell:
     config: str = ""  # the config file (absolute), for a runnable cell
     overrides: tuple[str, ...] = ()  # budget, column's, row's (what the cell is), then the environment's
     expected: dict = field(default_factory=dict)  # resolved config minus ENVIRONMENT (seed 0's, seed removed)
-    pinned: dict = field(default_factory=dict)  # ENVIRONMENT fields the row or column sets (precision-bf16's rows)
+    pinned: dict = field(default_factory=dict)  # ENVIRONMENT fields a shared run must have: precision, and any the row or column sets
 
     @property
     def key(self) -> str:
@@ -281,8 +283,9 @@ def cells(spec: Spec, budget: str, data_root: str | None = None, only: tuple[str
                 out.append(Cell(row, col, "no data", f"no data: put {where} (--data-root DATA_ROOT, or "
                                                      f"streamvae data fetch {missing[0]})"))
                 continue
-            # a field of the run environment that the row or column sets is what the cell is about
-            set_here = {o.split("=", 1)[0].strip() for o in (*col.overrides, *row.overrides)}
+            # a field of the run environment that the row or column sets is what the cell is about; and a
+            # cell of one precision (fp32 at `fast`) never reads another's run (auto, at `paper`, takes either)
+            set_here = {o.split("=", 1)[0].strip() for o in (*col.overrides, *row.overrides)} | {"precision"}
             pinned = {k: v for k, v in C.to_dict(cfg).items() if k in ENVIRONMENT and k in set_here}
             out.append(Cell(row, col, "run", "", path, (*what, *env), _identity(C.to_dict(cfg)), pinned))
     return out
