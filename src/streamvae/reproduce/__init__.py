@@ -608,7 +608,7 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
             else:
                 diff, diff_text, verdict_text = None, "-", "-"
         if cell.state == "run":
-            if found_seeds:
+            if found_seeds and set(found_seeds) != set(runs.shared):  # else the notes below name them all
                 notes.append("seeds " + ", ".join(map(str, found_seeds)))
             by_folder: dict[Path, list[int]] = {}
             for seed, where in sorted(runs.shared.items()):
