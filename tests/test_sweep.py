@@ -140,6 +140,22 @@ def test_a_failed_run_is_reported_with_its_log_and_does_not_stop_the_others(tmp_
     assert capsys.readouterr().out.count("skipped") == 3
 
 
+def test_a_run_another_process_took_since_planning_is_left_to_it(tmp_path, capsys):
+    """Two sweeps (or reproduce commands) over one folder: a run whose lock a live process holds when its
+    turn comes is not started again (no process, nothing appended to its log) and is not a failure."""
+    run_dir = tmp_path / "r-s0"
+    run_dir.mkdir()
+    (run_dir / ".lock").write_text(f"{os.getpid()}\n")  # this (live) process holds it
+    job = {"name": "r-s0", "run_dir": str(run_dir), "argv": [sys.executable, "-c", "raise SystemExit(3)"], "threads": 1}
+    seen = []
+    [outcome] = sweep.run_local([job], 1, seen.append)
+    assert outcome["status"] == "left to another process" and outcome["returncode"] is None
+    assert f"pid {os.getpid()}" in outcome["message"] and not (run_dir / sweep.LOG).exists()
+    (run_dir / ".lock").write_text("999999999\n")  # a dead writer's lock: the run starts (and here fails)
+    [outcome] = sweep.run_local([job], 1, seen.append)
+    assert outcome["returncode"] == 3
+
+
 def test_ctrl_c_lets_running_runs_checkpoint_and_starts_no_new_one(tmp_path, monkeypatch, capsys):
     # the terminal's Ctrl-C as a fresh process gets it, whatever earlier tests left in this one
     # (the test failed in the full suite, never alone: a SIGINT handler or mask left behind)

@@ -37,6 +37,24 @@ FIXED_FIELDS = ("seed", "stream.", "model.", "memory.", "learner.name", "plugins
 CHANGES_NAME = "config-changes.jsonl"
 
 
+def writer_pid(run_dir: Path) -> int | None:
+    """The pid in ``run_dir/.lock`` when that process is alive and the run has not finished (read only:
+    the lock is not taken)."""
+    try:
+        text = (run_dir / ".lock").read_text().strip()
+    except OSError:
+        return None
+    if not text.isdigit() or (run_dir / "results.json").exists():
+        return None
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return int(text)
+    return int(text)
+
+
 class RunDirLock:
     """``fcntl.flock`` on ``RUN_DIR/.lock`` while the run writes to the directory (a context manager).
 

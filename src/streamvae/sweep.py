@@ -39,6 +39,7 @@ import yaml
 
 from .config import flatten
 from .errors import ConfigError
+from .rundir import writer_pid
 
 LOG = "run.log"  # each run's stdout + stderr, appended to by every attempt
 RUNTIME_FIELDS = ("threads", "progress")  # set by the sweep per machine: not part of what a run is
@@ -329,6 +330,10 @@ def run_local(jobs: list[dict], workers: int, report: Callable[[dict], None]) ->
     def one(job: dict) -> dict:
         if stop.is_set():
             return {"name": job["name"], "status": "not started", "returncode": None, "wall_s": 0.0, "log": ""}
+        holder = writer_pid(Path(job["run_dir"]))
+        if holder is not None:  # another sweep (or a run by hand) took it since this one was planned
+            return {"name": job["name"], "status": "left to another process", "returncode": None, "wall_s": 0.0,
+                    "log": "", "message": f"pid {holder} is writing it"}
 
         def started(proc: subprocess.Popen) -> None:
             with lock:
@@ -532,8 +537,10 @@ def run_specs(specs: Sequence[RunSpec], out: str | Path, jobs: int = 1, executor
     damaged = damaged_results(out, specs)
     failed = [o for o in outcomes if o["status"] == "failed"]
     stopped = [o for o in outcomes if o["status"] in ("interrupted", "not started")]
+    others = sum(o["status"] == "left to another process" for o in outcomes)
     print(f"{label}: {sum(o['status'] in ('finished', 'skipped') for o in outcomes)} of {n} runs done, "
-          f"{len(failed)} failed, {len(stopped)} interrupted{where}", flush=True)
+          f"{len(failed)} failed, {len(stopped)} interrupted"
+          f"{f', {others} left to another process' if others else ''}{where}", flush=True)
     for o in failed:
         print(f"  failed: {o['job']['name']}: {o.get('message') or _last_line(o['log'])}"
               + (f" (log: {o['log']})" if o.get("log") else ""), file=sys.stderr)
@@ -568,7 +575,9 @@ def _print_outcome(outcome: dict, i: int, n: int) -> None:
             text += "  " + headline(read_results(run_dir / "results.json") or {})
         except (ReportError, KeyError, TypeError, ValueError):  # damaged: named once, after the summary
             pass
-    if status != "skipped":
+    if status == "left to another process":
+        text += f" ({outcome.get('message', '')})"
+    elif status != "skipped":
         text += f"  {outcome.get('wall_s', 0.0):.1f} s"
     if status == "failed":
         code = outcome.get("returncode")

@@ -310,20 +310,10 @@ def reproduce_command(spec: Spec, budget: str, row: Row | None = None, seeds: in
 
 
 def _running_pid(run_dir: Path) -> int | None:
-    """The pid in ``run_dir/.lock`` when that process is alive (read only: the lock is not taken)."""
-    try:
-        text = (run_dir / ".lock").read_text().strip()
-    except OSError:
-        return None
-    if not text.isdigit() or (run_dir / "results.json").exists():
-        return None
-    try:
-        os.kill(int(text), 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return int(text)
-    return int(text)
+    """The pid of the live process writing ``run_dir`` (``rundir.writer_pid``), or None."""
+    from ..rundir import writer_pid
+
+    return writer_pid(run_dir)
 
 
 def _read_config(config_file: Path) -> dict | str:
