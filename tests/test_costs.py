@@ -92,11 +92,11 @@ def test_a_step_timed_here_scales_the_estimate_and_leaves_the_run_untouched(data
     gen_state = learner.generator.get_state().clone()
     threads = torch.get_num_threads()
     costs._MEASURED.clear()
-    monkeypatch.setattr(costs, "machine_busy", lambda: "load 3.0 on 2 cores")
+    monkeypatch.setattr(costs, "machine_busy", lambda threads=None: "load 3.0 on 2 cores")
     busy = costs.calibrate(costs.estimate(cfg, learner, 937, 1, 10000, 5, stream.x_dim), cfg, learner, threads=1)
     assert busy is not None and busy.measured_step_s is None and busy.phases == est.phases
     assert busy.untimed == "not timed here: the machine is busy (load 3.0 on 2 cores)" and not costs._MEASURED
-    monkeypatch.setattr(costs, "machine_busy", lambda: None)
+    monkeypatch.setattr(costs, "machine_busy", lambda threads=None: None)
     got = costs.calibrate(est, cfg, learner, threads=1)
     assert torch.get_num_threads() == threads
     assert all(torch.equal(a, b) for a, b in zip(params, learner.model.parameters()))
@@ -111,3 +111,23 @@ def test_a_step_timed_here_scales_the_estimate_and_leaves_the_run_untouched(data
     s_stream, s_learner = build(smoke, data_root)
     small = costs.estimate(smoke, s_learner, len(s_stream), 1, 10000, 5, s_stream.x_dim)
     assert costs.calibrate(small, smoke, s_learner) is small
+
+
+def test_machine_busy_reads_free_cores_of_the_whole_machine(monkeypatch):
+    """The load average counts every core: a run pinned to one of two cores beside a run on the
+    other is timed (one core free), two threads there are not, and a loaded machine never is."""
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert costs.machine_busy() is None  # pinned to the free core
+    assert costs.machine_busy(threads=4) is None  # can use only the one core it may run on
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert costs.machine_busy(threads=1) is None
+    assert costs.machine_busy(threads=2) == "load 1.0 on 2 cores"  # two threads, one core free
+    assert costs.machine_busy() == "load 1.0 on 2 cores"
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.7, 1.0, 1.0))
+    assert costs.machine_busy(threads=1) == "load 1.7 on 2 cores"
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 1.0, 1.0))
+    assert costs.machine_busy() is None

@@ -331,18 +331,23 @@ def measure_step_s(cfg: Any, learner: Any, threads: int | None = None, seconds: 
     return _MEASURED[key]
 
 
-def machine_busy() -> str | None:
-    """``"load 2.1 on 2 cores"`` when the 1-minute load average leaves less than half a core free, else None.
-    A step timed then measures the other work's load more than the machine: two threads timed beside a
+def machine_busy(threads: int | None = None) -> str | None:
+    """``"load 2.1 on 2 cores"`` when the 1-minute load average leaves fewer free cores than the
+    ``threads`` to be timed (less half a core), else None. ``threads`` defaults to the cores this
+    process may use. The load average counts the whole machine, so a run pinned to one core
+    (``taskset``) beside another pinned to the other is timed when its own core is free. A step timed
+    on busy cores measures the other work's load more than the machine: two threads timed beside a
     two-thread run took 5x to 40x their idle time (OpenMP threads waiting on each other)."""
     import os
 
     try:
         load = os.getloadavg()[0]
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     except OSError:
         return None
-    return f"load {load:.1f} on {cores} core{'s' if cores > 1 else ''}" if load > cores - 0.5 else None
+    need = min(threads or usable, usable)
+    return f"load {load:.1f} on {cores} core{'s' if cores > 1 else ''}" if cores - load < need - 0.5 else None
 
 
 def calibrate(est: Estimate | None, cfg: Any, learner: Any, threads: int | None = None) -> Estimate | None:
@@ -353,7 +358,7 @@ def calibrate(est: Estimate | None, cfg: Any, learner: Any, threads: int | None 
     busy machine (:func:`machine_busy`) unchanged too, with ``untimed`` saying why."""
     if est is None or not est.step_s or est.phases["train_steps"] < CALIBRATE_ABOVE_S:
         return est
-    busy = machine_busy()
+    busy = machine_busy(threads)
     if busy:
         est.untimed = f"not timed here: the machine is busy ({busy})"
         return est
