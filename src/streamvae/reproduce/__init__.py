@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shlex
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..rundir import writer_pid
 
 SPECS = Path(__file__).with_name("specs")
 # top-level config fields that say how a run was executed, not what it computes (a cell is the rest)
@@ -309,13 +309,6 @@ def reproduce_command(spec: Spec, budget: str, row: Row | None = None, seeds: in
 # reading finished runs
 
 
-def _running_pid(run_dir: Path) -> int | None:
-    """The pid of the live process writing ``run_dir`` (``rundir.writer_pid``), or None."""
-    from ..rundir import writer_pid
-
-    return writer_pid(run_dir)
-
-
 def _read_config(config_file: Path) -> dict | str:
     """A run's config.yaml as a mapping, or why it cannot be read."""
     try:
@@ -452,7 +445,7 @@ def read_cell(cell: Cell, root: Path, shared: Sequence[Path] = ()) -> CellRuns:
         except (OSError, ValueError):
             pass
         where = _progress(d)
-        pid = _running_pid(d)
+        pid = writer_pid(d)
         if pid is not None:
             out.running[seed] = f"{where}running (pid {pid})"
         elif (d / "checkpoint.pt").exists():
@@ -463,7 +456,7 @@ def read_cell(cell: Cell, root: Path, shared: Sequence[Path] = ()) -> CellRuns:
             if not m or int(m.group(1)) in out.finished or not (d / "results.json").is_file():
                 continue
             seed = int(m.group(1))
-            if not _same_run(cell.expected, seed, d) or _running_pid(d) is not None:
+            if not _same_run(cell.expected, seed, d) or writer_pid(d) is not None:
                 continue
             try:
                 results = json.loads((d / "results.json").read_text())
@@ -780,13 +773,13 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
     plan = _seed_specs(spec, budget, runnable, seeds)
     elsewhere = _shared_runs(out, runnable, shared_roots(out, spec.name, budget) if shared is None else shared)
     todo = [1 for cell, seed, rs in plan if not (out / rs.name / "results.json").exists()
-            and _running_pid(out / rs.name) is None and (cell.key, seed) not in elsewhere]
+            and writer_pid(out / rs.name) is None and (cell.key, seed) not in elsewhere]
     _, threads = local_plan(jobs, cores(), max(1, len(todo)))
     lines = [f"{spec.name}, budget {budget}, {seeds} seed(s), into {out}"]
     total_h, unknown, cached = 0.0, 0, {}
     # a step timed now scales the cost model to this machine, unless a run of this table is training
     # here now: beside it the timing would be of its load, which ends when it does
-    busy = next((rs.name for _, _, rs in plan if _running_pid(out / rs.name) is not None), None)
+    busy = next((rs.name for _, _, rs in plan if writer_pid(out / rs.name) is not None), None)
     for cell in table_cells:
         if cell.state != "run":
             lines.append(f"  {cell.key}: {cell.note}")
@@ -802,7 +795,7 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
         steps, est, arrivals, share = cached[cell.key]
         hours = est.total_s / 3600 if est is not None else None
         run_dir = out / rs.name
-        pid = _running_pid(run_dir)
+        pid = writer_pid(run_dir)
         done = None  # the arrival a running or interrupted run has reached (train.jsonl, read once)
         if (run_dir / "results.json").exists():
             state = "finished"
@@ -861,7 +854,7 @@ def record_runs(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
         if (cell.key, seed) in elsewhere:
             done.append(f"{rs.name}: is {elsewhere[cell.key, seed]} (the same configuration): its record is kept there")
             continue
-        if not (src / "results.json").is_file() or _running_pid(src) is not None:
+        if not (src / "results.json").is_file() or writer_pid(src) is not None:
             continue
         target = dest / spec.name / budget / rs.name
         changed = False
@@ -931,10 +924,10 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
     runnable = [c for c in table_cells if c.state == "run"]
     plan = _seed_specs(spec, budget, runnable, n_seeds)
     elsewhere = _shared_runs(root, runnable, shared)
-    running = [rs for _, _, rs in plan if _running_pid(root / rs.name) is not None]
+    running = [rs for _, _, rs in plan if writer_pid(root / rs.name) is not None]
     for rs in running:
         print(f"reproduce: {rs.name} is being written by another process ({_progress(root / rs.name)}"
-              f"pid {_running_pid(root / rs.name)}): left to it", flush=True)
+              f"pid {writer_pid(root / rs.name)}): left to it", flush=True)
     for cell, seed, rs in plan:
         if (cell.key, seed) in elsewhere:
             print(f"reproduce: {rs.name} is the finished run {elsewhere[cell.key, seed]} (the same "
