@@ -184,6 +184,39 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_with(tmp_path, monkey
     assert learner.precision == "bf16"  # the run goes on as it started
 
 
+def test_a_bf16_run_resumed_without_bf16_goes_on_in_fp32_and_records_both(tmp_path, monkeypatch):
+    """A bf16 run carried to a CPU without bf16 instructions trains on in fp32; results.json says
+    ``bf16/fp32`` and from which arrival each ran, and the checkpoint keeps that history."""
+    from streamvae.data.streams import Stream
+    from streamvae.utils import load_checkpoint
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(precision, "cpu_bf16_speed_ratio", lambda: 2.1)
+    real_batch = Stream.batch
+
+    def crash_at_3(self, t):
+        if t == 3:
+            raise RuntimeError("simulated crash")
+        return real_batch(self, t)
+
+    monkeypatch.setattr(Stream, "batch", crash_at_3)
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError):
+        main(["run", REPO_CONFIG, "--set", "budget=smoke", "--set", "precision=auto", "--set", "checkpoint_every=1",
+              "--no-progress", "--out", str(run)])
+    monkeypatch.setattr(Stream, "batch", real_batch)
+    arrival = load_checkpoint(run / "checkpoint.pt")["arrival"]
+    assert load_checkpoint(run / "checkpoint.pt")["learner"]["precisions"] == [[0, "bf16"]]
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset())  # the next machine: no bf16 at all
+    monkeypatch.setattr(precision, "_warned", set())  # (warned once per process)
+    with pytest.warns(RuntimeWarning, match="no native bf16"):
+        assert main(["run", "--resume", str(run), "--no-progress"]) == 0
+    res = json.loads((run / "results.json").read_text())
+    assert res["precision"] == "bf16/fp32"
+    assert res["precisions"] == [[0, "bf16"], [arrival, "fp32"]]
+    assert load_checkpoint(run / "checkpoint.pt")["learner"]["precisions"] == [[0, "bf16"], [arrival, "fp32"]]
+
+
 def test_an_unknown_precision_is_refused_with_the_valid_ones():
     with pytest.raises(ConfigError, match="precision.*fp32.*bf16"):
         load_config(REPO_CONFIG, ["precision=fp16"])

@@ -163,7 +163,17 @@ def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float, lear
             "datasets": list(cfg.stream.datasets), "order": cfg.stream.order, "arrivals": len(stream),
             "task_names": stream.task_names, **keep, "train_wall_s": wall,
             "kernels": native.status(use_kernels(cfg)), "device": device,
-            "precision": learner.precision}
+            **precision_record(learner)}
+
+
+def precision_record(learner) -> dict:
+    """results.json's precision: ``fp32`` or ``bf16``; a run that changed precision on resume (bf16 carried
+    to a CPU without bf16 instructions) says ``bf16/fp32`` and lists from which arrival each ran."""
+    used = sorted({p for _, p in learner.precisions})
+    out = {"precision": "/".join(used)}
+    if len(used) > 1:
+        out["precisions"] = [list(p) for p in learner.precisions]
+    return out
 
 
 

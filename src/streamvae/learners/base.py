@@ -53,6 +53,9 @@ class Learner(abc.ABC):
         self.steps = 0  # optimiser steps (updates) taken
         # of the training step, resolved once for this device (bf16 without native bf16: fp32, one warning)
         self.precision = precision.resolve(cfg.precision, self.device)
+        # [first arrival, precision] of each stretch: a run resumed where its precision has no native
+        # support (bf16 carried to a CPU without bf16 instructions) goes on in fp32, and results.json says so
+        self.precisions = [[0, self.precision]]
         self.train_seconds = 0.0  # wall time inside optimiser updates (train_pass / train_on); the loop's time profile
 
     def autocast(self):
@@ -135,6 +138,7 @@ class Learner(abc.ABC):
                 "device": self.device.type, "devices": self.devices,
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
                 "arrivals": self.arrivals, "steps": self.steps, "precision": self.precision,
+                "precisions": self.precisions,
                 "extra": self.extra_state()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -160,6 +164,10 @@ class Learner(abc.ABC):
             self.devices.append([self.arrivals, self.device.type])
         if self.cfg.precision == "auto" and state.get("precision") in ("fp32", "bf16"):
             self.precision = precision.resolve(state["precision"], self.device)
+        # checkpoints without the history ran in one precision: the one they saved
+        self.precisions = [list(p) for p in state.get("precisions", [[0, state.get("precision", self.precision)]])]
+        if self.precisions[-1][1] != self.precision:
+            self.precisions.append([self.arrivals, self.precision])
         self.load_extra_state(state["extra"])
 
     def extra_state(self) -> dict:

@@ -567,7 +567,7 @@ def build_table(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
             values.append(v)
             keys.add(k)
             found_seeds.append(seed)
-            precisions.append(str(res.get("precision", "fp32")))
+            precisions += str(res.get("precision", "fp32")).split("/")  # "bf16/fp32": changed on resume
             for a in spec.also:
                 av, _ = metric_value(res, a)
                 if av is not None:
