@@ -170,7 +170,7 @@ def precision_record(learner) -> dict:
     """results.json's precision: ``fp32`` or ``bf16``; a run that changed precision on resume (bf16 carried
     to a CPU without bf16 instructions) says ``bf16/fp32`` and lists from which arrival each ran."""
     used = sorted({p for _, p in learner.precisions})
-    out = {"precision": "/".join(used)}
+    out: dict[str, object] = {"precision": "/".join(used)}
     if len(used) > 1:
         out["precisions"] = [list(p) for p in learner.precisions]
     return out
