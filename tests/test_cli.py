@@ -8,7 +8,7 @@ import signal
 import pytest
 import torch
 
-from streamvae import loop, native, registry
+from streamvae import native, registry
 from streamvae.native import clib
 from streamvae.cli import main
 from streamvae.data.streams import Stream
@@ -46,20 +46,11 @@ def test_each_learner_runs_and_writes_its_results(tmp_path, data_root, learner, 
 
 
 @pytest.mark.parametrize("path", ["auto", "torch"])
-def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, data_root, monkeypatch, path):
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, data_root, path):
     code, full = run_cli(tmp_path, data_root, "full", "--set", f"kernels={path}")
     assert code == 0
-    real_batch = Stream.batch
-
-    def crash_at_4(self, t):
-        if t == 4:
-            raise RuntimeError("simulated crash")
-        return real_batch(self, t)
-
-    monkeypatch.setattr(Stream, "batch", crash_at_4)
-    with pytest.raises(RuntimeError):
+    with stream_crashing_at(4), pytest.raises(RuntimeError):
         run_cli(tmp_path, data_root, "crashed", "--set", f"kernels={path}")
-    monkeypatch.setattr(Stream, "batch", real_batch)
     crashed = tmp_path / "crashed"
     assert torch.load(crashed / "checkpoint.pt", weights_only=False)["arrival"] == 4
     assert main(["run", "--resume", str(crashed), "--data-root", data_root]) == 0

@@ -17,7 +17,7 @@ from streamvae.learners.vae_training import VAELearner, VAETrainingConfig
 from streamvae.models import VAE
 from streamvae.native import clib
 from streamvae.registry import load_config
-from .conftest import needs_native
+from .conftest import needs_native, stream_crashing_at
 
 REPO_CONFIG = "configs/split_fashion/ocm.yaml"
 
@@ -187,24 +187,14 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_with(tmp_path, monkey
 def test_a_bf16_run_resumed_without_bf16_goes_on_in_fp32_and_records_both(tmp_path, monkeypatch):
     """A bf16 run carried to a CPU without bf16 instructions trains on in fp32; results.json says
     ``bf16/fp32`` and from which arrival each ran, and the checkpoint keeps that history."""
-    from streamvae.data.streams import Stream
     from streamvae.utils import load_checkpoint
 
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
     monkeypatch.setattr(precision, "cpu_bf16_speed_ratio", lambda: 2.1)
-    real_batch = Stream.batch
-
-    def crash_at_3(self, t):
-        if t == 3:
-            raise RuntimeError("simulated crash")
-        return real_batch(self, t)
-
-    monkeypatch.setattr(Stream, "batch", crash_at_3)
     run = tmp_path / "run"
-    with pytest.raises(RuntimeError):
+    with stream_crashing_at(3), pytest.raises(RuntimeError):
         main(["run", REPO_CONFIG, "--set", "budget=smoke", "--set", "precision=auto", "--set", "checkpoint_every=1",
               "--no-progress", "--out", str(run)])
-    monkeypatch.setattr(Stream, "batch", real_batch)
     arrival = load_checkpoint(run / "checkpoint.pt")["arrival"]
     assert load_checkpoint(run / "checkpoint.pt")["learner"]["precisions"] == [[0, "bf16"]]
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset())  # the next machine: no bf16 at all
