@@ -10,7 +10,6 @@ import torch
 
 from streamvae import loop, registry
 from streamvae.cli import main
-from streamvae.data.streams import Stream
 from streamvae.devices import resolve_device
 from streamvae.errors import ConfigError
 

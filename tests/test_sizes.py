@@ -9,7 +9,7 @@ from streamvae.cli import main
 from streamvae.data.streams import Stream
 from streamvae.errors import ConfigError
 
-from .test_cli import CFG, SMOKE, run_cli
+from .test_cli import CFG, run_cli
 
 FAST = ["--set", "kernels=torch", "--set", "eval.probe=false"]
 

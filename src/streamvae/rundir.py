@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from . import config as C
 from .errors import CheckpointError, ConfigError

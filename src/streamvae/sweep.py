@@ -17,10 +17,7 @@ threads than cores); ``slurm`` submits one job array through submitit (``pip ins
 """
 from __future__ import annotations
 
-import csv
-import io
 import itertools
-import json
 import os
 import re
 import shlex
@@ -214,8 +211,6 @@ def mismatch(spec: RunSpec, run_dir: Path, ignore: Sequence[str] = RUNTIME_FIELD
         have = identity(yaml.safe_load(read_regular(path, 1 << 20, follow_symlinks=False)) or {}, ignore)
     except (yaml.YAMLError, OSError, ValueError, AttributeError, RecursionError):  # ValueError: not a regular file
         return f"{path} is unreadable"
-    from .registry import default_config
-
     flat_have, flat_want = flatten(have), flatten(spec.expected)
     # a field added to the code after the run was made is no difference while the grid keeps its default
     defaults = default_config(str(flat_want.get("learner.name", ""))) or {}

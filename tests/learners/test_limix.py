@@ -3,7 +3,6 @@ the chosen component (and the trunk only in the first windows), the Student, res
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 import torch

@@ -207,7 +207,6 @@ class CNDPM(Learner):
         return {**super().extra_state(), "n_experts": len(self.model)}  # the structure, read before the weights
 
     def load_state_dict(self, state: dict) -> None:
-        c = self.cfg.learner
         while len(self.model) < state["extra"]["n_experts"]:  # the structure first, then the weights
             e = self.model.add_expert()
             self.opts.append(self.make_optimizer(e))
