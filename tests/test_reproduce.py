@@ -137,6 +137,29 @@ def test_a_run_made_with_other_environment_fields_is_the_same_cell(data_root, tm
     assert "learner.lr" in runs.foreign[2]
 
 
+def test_a_run_that_changed_precision_on_resume_fills_an_auto_cell_and_the_table_says_both(data_root, tmp_path):
+    """A bf16 run carried to a CPU without bf16 goes on in fp32 (results.json ``bf16/fp32``): it is the
+    ``auto`` paper cell's run, and the precision column names each precision once."""
+    from streamvae import config as C
+    from streamvae import registry
+
+    spec = R.load_spec("ocm-table1")
+    cells = R.cells(spec, "paper", data_root, ("dynamic-ocm",))
+    cell = next(c for c in cells if c.key == "dynamic-ocm-split_fashion")
+    root = tmp_path / "paper"
+    for seed, used in ((0, "bf16/fp32"), (1, "fp32")):
+        d = root / f"dynamic-ocm-split_fashion-s{seed}"
+        d.mkdir(parents=True)
+        cfg = registry.load_config(cell.config, [*cell.overrides, f"seed={seed}"])
+        (d / "config.yaml").write_text(yaml.safe_dump(C.to_dict(cfg)))
+        (d / "results.json").write_text(json.dumps({"iw_samples": 1000, "ll_iw1000": -237.5 - seed,
+                                                    "precision": used}))
+    assert list(R.read_cell(cell, root).finished) == [0, 1]
+    header, rows, _ = R.build_table(spec, "paper", root, cells, 2)
+    row = next(r for r in rows if r[1] == "Split Fashion")
+    assert row[header.index("precision")] == "bf16/fp32"
+
+
 # ---------------------------------------------------------------------------------------------
 # a table at the smoke budget (training)
 
