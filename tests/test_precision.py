@@ -185,26 +185,37 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_with(tmp_path, monkey
 
 
 def test_a_bf16_run_resumed_without_bf16_goes_on_in_fp32_and_records_both(tmp_path, monkeypatch):
-    """A bf16 run carried to a CPU without bf16 instructions trains on in fp32; results.json says
-    ``bf16/fp32`` and from which arrival each ran, and the checkpoint keeps that history."""
+    """A bf16 run carried to a CPU without bf16 instructions trains on in fp32, and in bf16 again once
+    it is back on one with them (``auto`` keeps the precision the run started with where it is
+    native); results.json says ``bf16/fp32`` and from which arrival each ran, the checkpoint keeps
+    that history."""
     from streamvae.utils import load_checkpoint
 
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    def history():
+        ckpt = load_checkpoint(run / "checkpoint.pt")
+        return ckpt["arrival"], ckpt["learner"]["precisions"]
+
+    bf16_machine = lambda: frozenset({"avx512_bf16"})  # noqa: E731
+    monkeypatch.setattr(precision, "cpu_flags", bf16_machine)
     monkeypatch.setattr(precision, "cpu_bf16_speed_ratio", lambda: 2.1)
     run = tmp_path / "run"
-    with stream_crashing_at(3), pytest.raises(RuntimeError):
+    with stream_crashing_at(2), pytest.raises(RuntimeError):
         main(["run", REPO_CONFIG, "--set", "budget=smoke", "--set", "precision=auto", "--set", "checkpoint_every=1",
               "--no-progress", "--out", str(run)])
-    arrival = load_checkpoint(run / "checkpoint.pt")["arrival"]
-    assert load_checkpoint(run / "checkpoint.pt")["learner"]["precisions"] == [[0, "bf16"]]
+    first, saved = history()
+    assert saved == [[0, "bf16"]]
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset())  # the next machine: no bf16 at all
     monkeypatch.setattr(precision, "_warned", set())  # (warned once per process)
-    with pytest.warns(RuntimeWarning, match="no native bf16"):
-        assert main(["run", "--resume", str(run), "--no-progress"]) == 0
+    with stream_crashing_at(4), pytest.raises(RuntimeError), pytest.warns(RuntimeWarning, match="no native bf16"):
+        main(["run", "--resume", str(run), "--no-progress"])
+    second, saved = history()
+    assert saved == [[0, "bf16"], [first, "fp32"]] and second > first
+    monkeypatch.setattr(precision, "cpu_flags", bf16_machine)  # back on a machine with bf16
+    assert main(["run", "--resume", str(run), "--no-progress"]) == 0
     res = json.loads((run / "results.json").read_text())
     assert res["precision"] == "bf16/fp32"
-    assert res["precisions"] == [[0, "bf16"], [arrival, "fp32"]]
-    assert load_checkpoint(run / "checkpoint.pt")["learner"]["precisions"] == [[0, "bf16"], [arrival, "fp32"]]
+    assert res["precisions"] == [[0, "bf16"], [first, "fp32"], [second, "bf16"]]
+    assert history()[1] == res["precisions"]
 
 
 def test_an_unknown_precision_is_refused_with_the_valid_ones():

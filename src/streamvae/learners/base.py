@@ -147,7 +147,8 @@ class Learner(abc.ABC):
         A run resumed on another device type continues from there: CPU and CUDA generators keep states
         of different kinds, so the generator is then seeded afresh from (seed, arrival) and the switch
         is recorded in ``devices``; on the same device type the draws continue exactly. ``precision:
-        auto`` keeps the precision the run started with (another machine may decide otherwise).
+        auto`` keeps the precision the run started with (another machine may decide otherwise) where the
+        device has it natively, else fp32; each change is recorded in ``precisions``.
         """
         self.model.load_state_dict(state["model"])
         saved = state.get("device", "cpu")  # checkpoints without the key were written on the CPU
@@ -162,12 +163,17 @@ class Learner(abc.ABC):
         self.devices = [list(d) for d in state.get("devices", [[0, saved]])]
         if self.devices[-1][1] != self.device.type:
             self.devices.append([self.arrivals, self.device.type])
-        if self.cfg.precision == "auto" and state.get("precision") in ("fp32", "bf16"):
-            self.precision = precision.resolve(state["precision"], self.device)
         # checkpoints without the history ran in one precision: the one they saved
-        self.precisions = [list(p) for p in state.get("precisions", [[0, state.get("precision", self.precision)]])]
-        if self.precisions[-1][1] != self.precision:
-            self.precisions.append([self.arrivals, self.precision])
+        history = [list(p) for p in state.get("precisions", [[0, state.get("precision", self.precision)]])]
+        if self.cfg.precision == "auto" and history[0][1] in ("fp32", "bf16"):
+            # the precision the run started with, wherever this device has it natively (else fp32)
+            self.precision = precision.resolve(history[0][1], self.device)
+        if history[-1][1] != self.precision:
+            if history[-1][0] == self.arrivals and len(history) > 1:  # no arrival ran in that stretch
+                history.pop()
+            if history[-1][1] != self.precision:
+                history.append([self.arrivals, self.precision])
+        self.precisions = history
         self.load_extra_state(state["extra"])
 
     def extra_state(self) -> dict:
