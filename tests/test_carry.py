@@ -101,3 +101,13 @@ def test_unpack_never_overwrites_a_later_or_finished_run_and_refuses_foreign_fil
     other.write_bytes(lzma.compress(buf.getvalue()))
     with pytest.raises(ConfigError, match="not a streamvae-carry file"):
         carry.read(other)
+
+
+def test_show_says_the_arrival_steps_precision_and_device(unfinished, tmp_path, capsys):
+    packed = carry.pack(unfinished, tmp_path / "ocm-s0.carry")
+    ckpt = load_checkpoint(unfinished / "checkpoint.pt")
+    assert carry.main(["show", str(packed)]) == 0
+    out = capsys.readouterr().out
+    assert f"arrival {ckpt['arrival']}, {ckpt['learner']['steps']:,} steps; precision {ckpt['precision']}; device cpu" in out
+    switched = {"learner": {"steps": 1000, "precisions": [[0, "bf16"], [459, "fp32"]], "devices": [[0, "cpu"]]}}
+    assert carry.how_it_ran(switched) == "1,000 steps; precision bf16 from arrival 0, fp32 from arrival 459; device cpu"

@@ -111,6 +111,23 @@ def expand(obj: Any) -> Any:
     return obj
 
 
+def how_it_ran(ckpt: dict) -> str:
+    """``"495,000 steps; precision bf16 from arrival 0, fp32 from arrival 459; device cpu"``: a checkpoint's steps and
+    the precision and device of each stretch of the run (what its results.json will say)."""
+    found = ckpt.get("learner")
+    learner: dict = found if isinstance(found, dict) else {}
+
+    def stretches(key: str, single: str) -> str:
+        history = learner.get(key) or [[0, learner.get(single, ckpt.get(single, "?"))]]
+        if len(history) == 1:
+            return str(history[0][1])
+        return ", ".join(f"{what} from arrival {a}" for a, what in history)
+
+    steps = learner.get("steps")
+    return (f"{steps:,} steps; " if isinstance(steps, int) else "") + \
+        f"precision {stretches('precisions', 'precision')}; device {stretches('devices', 'device')}"
+
+
 def pack(run_dir: str | Path, dest: str | Path | None = None) -> Path:
     """Write ``dest`` (default ``carry/<run folder name>.carry``) from ``run_dir``'s checkpoint and text files."""
     from .utils import atomic_write_bytes, load_checkpoint
@@ -202,15 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "pack":
             dest = pack(args.run_dir, args.dest)
             ckpt = Path(args.run_dir) / "checkpoint.pt"
-            print(f"{dest}: arrival {read(dest).get('arrival')}, {dest.stat().st_size:,} bytes "
-                  f"(checkpoint.pt {ckpt.stat().st_size:,} bytes)")
+            obj = read(dest)
+            print(f"{dest}: arrival {obj.get('arrival')}, {how_it_ran(obj['checkpoint'])}, "
+                  f"{dest.stat().st_size:,} bytes (checkpoint.pt {ckpt.stat().st_size:,} bytes)")
         elif args.action == "unpack":
             arrival = unpack(args.file, args.run_dir)
             print(f"{args.run_dir}: restored at arrival {arrival}; resume: streamvae run --resume {args.run_dir}")
         else:
             obj = read(args.file)
-            print(f"{args.file}: arrival {obj.get('arrival')}, files {', '.join(obj['files'])}, "
-                  f"{Path(args.file).stat().st_size:,} bytes")
+            print(f"{args.file}: arrival {obj.get('arrival')}, {how_it_ran(obj['checkpoint'])}, files "
+                  f"{', '.join(obj['files'])}, {Path(args.file).stat().st_size:,} bytes")
         return 0
     except StreamVAEError as e:
         print(f"error: {e}", file=sys.stderr)
