@@ -63,7 +63,7 @@ OLD_EXTRA_KEYS = {
 
 def old_layout(ckpt: dict, learner: str) -> dict:
     """A checkpoint of today's code rewritten with the keys 1bc2268 used."""
-    state = {k: v for k, v in ckpt["learner"].items() if k != "precision"}  # read from the top level then
+    state = {k: v for k, v in ckpt["learner"].items() if k not in ("precision", "precisions")}  # precision: read from the top level then
     extra = dict(state["extra"])
     if learner == "demc":
         extra["temp"], extra["clusters"] = extra.pop("temporary"), extra.pop("cluster_images")
