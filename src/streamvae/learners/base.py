@@ -169,10 +169,7 @@ class Learner(abc.ABC):
             # the precision the run started with, wherever this device has it natively (else fp32)
             self.precision = precision.resolve(history[0][1], self.device)
         if history[-1][1] != self.precision:
-            if history[-1][0] == self.arrivals and len(history) > 1:  # no arrival ran in that stretch
-                history.pop()
-            if history[-1][1] != self.precision:
-                history.append([self.arrivals, self.precision])
+            history.append([self.arrivals, self.precision])
         self.precisions = history
         self.load_extra_state(state["extra"])
 
