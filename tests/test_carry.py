@@ -111,3 +111,36 @@ def test_show_says_the_arrival_steps_precision_and_device(unfinished, tmp_path, 
     assert f"arrival {ckpt['arrival']}, {ckpt['learner']['steps']:,} steps; precision {ckpt['precision']}; device cpu" in out
     switched = {"learner": {"steps": 1000, "precisions": [[0, "bf16"], [459, "fp32"]], "devices": [[0, "cpu"]]}}
     assert carry.how_it_ran(switched) == "1,000 steps; precision bf16 from arrival 0, fp32 from arrival 459; device cpu"
+
+
+def test_a_carried_file_whose_run_is_recorded_is_named_as_left_over(unfinished, tmp_path, capsys):
+    from streamvae.reproduce import leftover_carries
+
+    carried = tmp_path / "carry"
+    packed = carry.pack(unfinished, carried / "ocm-s0.carry")
+    results = tmp_path / "results"
+    record = results / "ocm-table1" / "smoke" / "ocm-s0"
+    record.mkdir(parents=True)
+    shutil.copy(unfinished / "config.yaml", record / "config.yaml")
+    assert carry.recorded_at(packed, results) is None  # a record without results.json is no finished run
+    assert leftover_carries(carried, results) == []
+    other = results / "ocm-table1" / "smoke" / "ocm-s1"  # another seed's finished record is another run
+    other.mkdir()
+    (other / "config.yaml").write_text((unfinished / "config.yaml").read_text().replace("seed: 0", "seed: 1"))
+    (other / "results.json").write_text("{}")
+    assert carry.recorded_at(packed, results) is None
+    (record / "results.json").write_text("{}")
+    # an accepted config change (threads, progress) after packing does not hide the record
+    (record / "config.yaml").write_text((unfinished / "config.yaml").read_text().replace("threads: 0", "threads: 1"))
+    assert carry.recorded_at(packed, results) == record
+    assert leftover_carries(carried, results) == [
+        f"{packed}: its run is finished and recorded in {record}: remove it (git rm {packed})"]
+    assert carry.main(["show", str(packed), "--results", str(results)]) == 0
+    assert f"recorded in {record}: remove it (git rm {packed})" in capsys.readouterr().out
+
+
+def test_no_carried_file_in_the_repository_belongs_to_a_recorded_run():
+    """A carried run's file goes in the commit that records the run (issue 26: none remains in the tree)."""
+    from streamvae.reproduce import leftover_carries
+
+    assert leftover_carries(REPO / "carry", REPO / "results") == []

@@ -8,7 +8,7 @@ add the file with ``git add -f``).
 
     python -m streamvae.carry pack runs/reproduce/ocm-table1/paper/ocm-split_fashion-s0   # -> carry/ocm-split_fashion-s0.carry
     python -m streamvae.carry unpack carry/ocm-split_fashion-s0.carry runs/reproduce/ocm-table1/paper/ocm-split_fashion-s0
-    python -m streamvae.carry show carry/ocm-split_fashion-s0.carry
+    python -m streamvae.carry show carry/ocm-split_fashion-s0.carry                      # also: is it recorded already?
     streamvae run --resume runs/reproduce/ocm-table1/paper/ocm-split_fashion-s0          # or re-run the reproduce command
 
 The file holds the run's ``checkpoint.pt`` and its small text files (config.yaml, metrics.jsonl,
@@ -19,6 +19,10 @@ events.jsonl, train.jsonl, ...: a resumed run appends to them), compacted lossle
 - every other float32 tensor (weights, Adam's moments) is kept exactly, its bytes grouped by position
   in the float (byte planes), which xz compresses better; generator states and the rest as they are;
 - the whole is xz-compressed.
+
+A carried file whose run is finished and recorded under ``results/`` is left over: ``show`` and
+``streamvae reproduce ... --record`` name it (:func:`recorded_at`), and a test fails while one stays in
+the repository.
 
 Unpacking gives a checkpoint whose every tensor is bitwise equal to the packed one, so the resumed
 run is the run that would have continued on the first machine. Unpacking refuses to overwrite a
@@ -180,6 +184,36 @@ def _arrival(path: Path) -> int:
         return -1
 
 
+def _identity(config_text: str) -> tuple | None:
+    """What a resume can never change in a run's config.yaml (its name, seed, budget, stream, model,
+    memories and learner): equal for a run and its record even after an accepted config change."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(config_text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    learner = cfg.get("learner")
+    return (repr(cfg.get("name")), repr(cfg.get("seed")), repr(cfg.get("budget")), repr(cfg.get("stream")),
+            repr(cfg.get("model")), repr(cfg.get("memory")),
+            repr(learner.get("name") if isinstance(learner, dict) else learner))
+
+
+def recorded_at(path: str | Path, results: str | Path = "results") -> Path | None:
+    """The finished record under ``results`` (``<spec>/<budget>/<run>/`` with a results.json) of the run
+    carried in ``path``, or None: a carried file whose run is recorded is left over and goes (``git rm``)."""
+    obj = read(path)
+    mine = _identity(obj["files"].get("config.yaml", ""))
+    if mine is None:
+        return None
+    for config in sorted(Path(results).glob("*/*/*/config.yaml")):
+        if (config.parent / "results.json").is_file() and _identity(config.read_text()) == mine:
+            return config.parent
+    return None
+
+
 def unpack(path: str | Path, run_dir: str | Path) -> int:
     """Restore ``path`` into ``run_dir``; returns the checkpoint's arrival. Refuses to overwrite a finished
     run or a checkpoint at the same or a later arrival."""
@@ -214,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("run_dir")
     c = sub.add_parser("show", help="FILE: the arrival and the files it holds")
     c.add_argument("file")
+    c.add_argument("--results", default="results", help="the run records (default results/): says when the run "
+                   "is already recorded there, so the carried file is left over")
     args = p.parse_args(argv)
     try:
         if args.action == "pack":
@@ -229,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
             obj = read(args.file)
             print(f"{args.file}: arrival {obj.get('arrival')}, {how_it_ran(obj['checkpoint'])}, files "
                   f"{', '.join(obj['files'])}, {Path(args.file).stat().st_size:,} bytes")
+            done = recorded_at(args.file, args.results)
+            if done is not None:
+                print(f"{args.file}: its run is finished and recorded in {done}: remove it (git rm {args.file})")
         return 0
     except StreamVAEError as e:
         print(f"error: {e}", file=sys.stderr)

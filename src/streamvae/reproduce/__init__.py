@@ -253,6 +253,23 @@ def record_runs(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
     return done
 
 
+def leftover_carries(carried: Path, records: Path) -> list[str]:
+    """One line for each carried file under ``carried`` whose run is finished and recorded under
+    ``records``: it has done its work and goes, so that none stays in the tree once its run ends."""
+    from .. import carry
+    from ..errors import StreamVAEError
+
+    lines = []
+    for f in sorted(carried.glob("*.carry")) if carried.is_dir() else []:
+        try:
+            done = carry.recorded_at(f, records)
+        except StreamVAEError:
+            continue
+        if done is not None:
+            lines.append(f"{f}: its run is finished and recorded in {done}: remove it (git rm {f})")
+    return lines
+
+
 def reproduce(name: str, budget: str | None = None, seeds: int | None = None, only: tuple[str, ...] = (),
               jobs: int = 1, executor: str = "local", data_root: str | None = None, out: str | None = None,
               records: str | None = None, dry_run: bool = False, slurm=None, record: str | None = None,
@@ -299,6 +316,8 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
             raise ConfigError("--dry-run plans runs; --record only copies finished runs' records: give one of them")
         copied = record_runs(spec, budget, root, table_cells, n_seeds, Path(record), shared)
         print("\n".join(f"recorded: {c}" for c in copied) if copied else f"no finished run under {root} to record")
+        for line in leftover_carries(Path("carry"), Path(record)):
+            print(line)
         return 0
     if dry_run:
         print(dry_run_text(spec, budget, root, table_cells, n_seeds, jobs, data_root, shared))
@@ -357,4 +376,4 @@ def page_blocks(text: str) -> list[tuple[str, str]]:
 
 __all__ = ["records_table", "regenerate_page", "page_blocks", "Spec", "Row", "Column", "Cell", "ENVIRONMENT", "SPECS", "spec_names", "load_spec", "cells", "run_name",
            "read_cell", "metric_value", "verdict", "verdict_rule", "build_table", "table_markdown", "write_tables",
-           "reproduce", "record_runs", "list_text", "dry_run_text"]
+           "reproduce", "record_runs", "leftover_carries", "list_text", "dry_run_text"]
