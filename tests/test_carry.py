@@ -137,6 +137,8 @@ def test_a_carried_file_whose_run_is_recorded_is_named_as_left_over(unfinished, 
         f"{packed}: its run is finished and recorded in {record}: remove it (git rm {packed})"]
     assert carry.main(["show", str(packed), "--results", str(results)]) == 0
     assert f"recorded in {record}: remove it (git rm {packed})" in capsys.readouterr().out
+    assert main(["carry", "show", str(packed), "--results", str(results)]) == 0  # the same as `streamvae carry`
+    assert f"recorded in {record}: remove it (git rm {packed})" in capsys.readouterr().out
 
 
 def test_no_carried_file_in_the_repository_belongs_to_a_recorded_run():

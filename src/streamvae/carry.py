@@ -6,9 +6,9 @@ session in history) and deleted (``git rm``) once the run has finished and its r
 under ``results/``. Nothing else of a run goes into git (``carry/`` and ``runs/`` are git-ignored;
 add the file with ``git add -f``).
 
-    python -m streamvae.carry pack runs/reproduce/ocm-table1/paper/ocm-split_fashion-s0   # -> carry/ocm-split_fashion-s0.carry
-    python -m streamvae.carry unpack carry/ocm-split_fashion-s0.carry runs/reproduce/ocm-table1/paper/ocm-split_fashion-s0
-    python -m streamvae.carry show carry/ocm-split_fashion-s0.carry                      # also: is it recorded already?
+    streamvae carry pack runs/reproduce/ocm-table1/paper/ocm-split_fashion-s0   # -> carry/ocm-split_fashion-s0.carry
+    streamvae carry unpack carry/ocm-split_fashion-s0.carry runs/reproduce/ocm-table1/paper/ocm-split_fashion-s0
+    streamvae carry show carry/ocm-split_fashion-s0.carry                      # also: is it recorded already?
     streamvae run --resume runs/reproduce/ocm-table1/paper/ocm-split_fashion-s0          # or re-run the reproduce command
 
 The file holds the run's ``checkpoint.pt`` and its small text files (config.yaml, metrics.jsonl,
@@ -31,7 +31,6 @@ finished run or a checkpoint at the same or a later arrival. Loading never runs 
 """
 from __future__ import annotations
 
-import argparse
 import io
 import lzma
 import sys
@@ -237,41 +236,32 @@ def unpack(path: str | Path, run_dir: str | Path) -> int:
     return arrival
 
 
+def command(args) -> int:
+    """``streamvae carry pack|unpack|show`` (the parser is the command line's, :mod:`streamvae.cli`)."""
+    if args.action == "pack":
+        dest = pack(args.run_dir, args.dest)
+        ckpt = Path(args.run_dir) / "checkpoint.pt"
+        obj = read(dest)
+        print(f"{dest}: arrival {obj.get('arrival')}, {how_it_ran(obj['checkpoint'])}, "
+              f"{dest.stat().st_size:,} bytes (checkpoint.pt {ckpt.stat().st_size:,} bytes)")
+    elif args.action == "unpack":
+        arrival = unpack(args.file, args.run_dir)
+        print(f"{args.run_dir}: restored at arrival {arrival}; resume: streamvae run --resume {args.run_dir}")
+    else:
+        obj = read(args.file)
+        print(f"{args.file}: arrival {obj.get('arrival')}, {how_it_ran(obj['checkpoint'])}, files "
+              f"{', '.join(obj['files'])}, {Path(args.file).stat().st_size:,} bytes")
+        done = recorded_at(args.file, args.results)
+        if done is not None:
+            print(f"{args.file}: its run is finished and recorded in {done}: remove it (git rm {args.file})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m streamvae.carry", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="action", required=True)
-    a = sub.add_parser("pack", help="RUN_DIR -> one file (default carry/<run folder>.carry)")
-    a.add_argument("run_dir")
-    a.add_argument("dest", nargs="?")
-    b = sub.add_parser("unpack", help="FILE RUN_DIR: restore the run to resume it")
-    b.add_argument("file")
-    b.add_argument("run_dir")
-    c = sub.add_parser("show", help="FILE: the arrival and the files it holds")
-    c.add_argument("file")
-    c.add_argument("--results", default="results", help="the run records (default results/): says when the run "
-                   "is already recorded there, so the carried file is left over")
-    args = p.parse_args(argv)
-    try:
-        if args.action == "pack":
-            dest = pack(args.run_dir, args.dest)
-            ckpt = Path(args.run_dir) / "checkpoint.pt"
-            obj = read(dest)
-            print(f"{dest}: arrival {obj.get('arrival')}, {how_it_ran(obj['checkpoint'])}, "
-                  f"{dest.stat().st_size:,} bytes (checkpoint.pt {ckpt.stat().st_size:,} bytes)")
-        elif args.action == "unpack":
-            arrival = unpack(args.file, args.run_dir)
-            print(f"{args.run_dir}: restored at arrival {arrival}; resume: streamvae run --resume {args.run_dir}")
-        else:
-            obj = read(args.file)
-            print(f"{args.file}: arrival {obj.get('arrival')}, {how_it_ran(obj['checkpoint'])}, files "
-                  f"{', '.join(obj['files'])}, {Path(args.file).stat().st_size:,} bytes")
-            done = recorded_at(args.file, args.results)
-            if done is not None:
-                print(f"{args.file}: its run is finished and recorded in {done}: remove it (git rm {args.file})")
-        return 0
-    except StreamVAEError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    """``python -m streamvae.carry ARGS`` is ``streamvae carry ARGS``."""
+    from .cli import main as cli_main
+
+    return cli_main(["carry", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

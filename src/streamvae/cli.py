@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     for add in (_run_parser, _eval_parser, _report_parsers, _sweep_parser, _demo_parser, _reproduce_parser,
-                _catalog_parsers):
+                _carry_parser, _catalog_parsers):
         add(sub)
     return p
 
@@ -143,6 +143,22 @@ def _demo_parser(sub) -> None:
     dm.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _carry_parser(sub) -> None:
+    c = sub.add_parser("carry", help="move an unfinished run to another machine as one file (pack), restore it "
+                                     "bit for bit (unpack), say what a file holds (show)")
+    act = c.add_subparsers(dest="action", required=True)
+    a = act.add_parser("pack", help="RUN_DIR -> one file (default carry/<run folder>.carry)")
+    a.add_argument("run_dir")
+    a.add_argument("dest", nargs="?")
+    b = act.add_parser("unpack", help="FILE RUN_DIR: restore the run to resume it (streamvae run --resume RUN_DIR)")
+    b.add_argument("file")
+    b.add_argument("run_dir")
+    s = act.add_parser("show", help="FILE: its arrival, steps, precision, device and files; whether its run is "
+                                    "already recorded (then the file is left over)")
+    s.add_argument("file")
+    s.add_argument("--results", default="results", help="the run records (default results/)")
+
+
 def _catalog_parsers(sub) -> None:
     sub.add_parser("list", help="learners, shipped configs and budgets")
     cs = sub.add_parser("config", help="show a config resolved (budget and overrides applied), with each field's comment")
@@ -190,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(args.out, threads=args.threads, data_root=args.data_root, progress=not args.no_progress)
         if args.command == "reproduce":
             return _reproduce(args)
+        if args.command == "carry":
+            from .carry import command
+
+            return command(args)
         if args.command == "list":
             from .catalog import list_text
 
