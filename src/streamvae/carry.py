@@ -117,18 +117,17 @@ def expand(obj: Any) -> Any:
 def how_it_ran(ckpt: dict) -> str:
     """``"495,000 steps; precision bf16 from arrival 0, fp32 from arrival 459; device cpu"``: a checkpoint's steps and
     the precision and device of each stretch of the run (what its results.json will say)."""
+    from .learners.base import stretches
+
     found = ckpt.get("learner")
     learner: dict = found if isinstance(found, dict) else {}
 
-    def stretches(key: str, single: str) -> str:
-        history = learner.get(key) or [[0, learner.get(single, ckpt.get(single, "?"))]]
-        if len(history) == 1:
-            return str(history[0][1])
-        return ", ".join(f"{what} from arrival {a}" for a, what in history)
+    def history(key: str, single: str) -> str:  # an older checkpoint has only the single value
+        return stretches(learner.get(key) or [[0, learner.get(single, ckpt.get(single, "?"))]])
 
     steps = learner.get("steps")
     return (f"{steps:,} steps; " if isinstance(steps, int) else "") + \
-        f"precision {stretches('precisions', 'precision')}; device {stretches('devices', 'device')}"
+        f"precision {history('precisions', 'precision')}; device {history('devices', 'device')}"
 
 
 def pack(run_dir: str | Path, dest: str | Path | None = None) -> Path:

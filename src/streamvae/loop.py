@@ -24,6 +24,7 @@ from . import costs, native
 from .data.streams import Stream
 from .devices import describe, resolve_device
 from .errors import ConfigError, Interrupted, TrainingError
+from .learners.base import stretches
 from .evaluation.points import eval_points, evaluate_point
 from .models import build_model
 from .observers import Observers
@@ -157,7 +158,7 @@ def final_results(cfg: C.RunConfig, stream: Stream, row: dict, wall: float, lear
     keep = {k: v for k, v in row.items() if k not in ("task_ends", "final")}
     device = describe(learner.device)
     if len(learner.devices) > 1:  # resumed on another device: which arrivals ran where
-        device += "; " + ", ".join(f"{d} from arrival {a}" for a, d in learner.devices)
+        device += "; " + stretches(learner.devices)
     return {"name": cfg.name, "learner": cfg.learner.name, "method": type(learner).method_name(cfg),
             "budget": cfg.budget, "seed": cfg.seed,
             "datasets": list(cfg.stream.datasets), "order": cfg.stream.order, "arrivals": len(stream),
