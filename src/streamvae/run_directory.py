@@ -29,6 +29,7 @@ from . import config as C
 from . import grids, rundir
 from ._version import __version__
 from .errors import CheckpointError, ConfigError
+from .learners.base import stretches
 from .utils import (atomic_write_text, load_checkpoint, read_jsonl, save_checkpoint, save_titled_grids,
                     write_json, write_jsonl)
 
@@ -169,7 +170,7 @@ class RunDirectory:
     def finish(self, learner, stream, test, results: dict) -> dict:
         """Grids, ``events.jsonl``, then ``results.json`` (written last: the run is finished)."""
         if len(self.kernel_paths) > 1:  # resumed on the other path: which arrivals ran where
-            results["kernels"] += "; " + ", ".join(f"{p} from arrival {a}" for a, p in self.kernel_paths)
+            results["kernels"] += "; " + stretches(self.kernel_paths)
         if self.config_history:  # config.yaml edits accepted on resume (--accept-config-change)
             results["config_changes"] = self.config_history
         save_grids(self.cfg, learner, stream, test, self.path)
