@@ -207,7 +207,9 @@ def recorded_at(path: str | Path, results: str | Path = "results") -> Path | Non
     if mine is None:
         return None
     for config in sorted(Path(results).glob("*/*/*/config.yaml")):
-        if (config.parent / "results.json").is_file() and _identity(config.read_text()) == mine:
+        if config.is_symlink() or not config.is_file() or config.stat().st_size > 1 << 20:
+            continue  # a record's config.yaml is a few kB of its own: anything else is not one
+        if (config.parent / "results.json").is_file() and _identity(config.read_text(errors="replace")) == mine:
             return config.parent
     return None
 
