@@ -265,6 +265,39 @@ def test_dry_run_lists_every_cell_with_its_command_steps_and_state(made, capsys)
     assert not (made["out"] / "reservoir-split_fashion-s2").exists()  # a dry run writes nothing
 
 
+def test_a_run_carried_from_another_machine_is_unpacked_and_resumed_not_started_again(made, capsys, tmp_path,
+                                                                                       monkeypatch):
+    import shutil
+
+    from streamvae import carry
+
+    src = made["out"] / "reservoir-split_fashion-s0"  # (s1's config.yaml is edited by another test)
+    run = tmp_path / "out" / "reservoir-split_fashion-s0"
+    shutil.copytree(src, run)
+    (run / "results.json").unlink()  # stopped before its end: what a carried run is
+    monkeypatch.chdir(tmp_path)  # carry/ is found where the command runs, as `carry pack` writes it
+    packed = carry.pack(run)
+    assert packed == carry.CARRY_DIR / "reservoir-split_fashion-s0.carry"
+    shutil.rmtree(run)  # the next machine has only the carried file
+    shutil.copy(packed, carry.CARRY_DIR / "reservoir-split_fashion-s1.carry")  # seed 0's run under s1's name
+    args = ["reproduce", "ocm-table1", "--budget", "smoke", "--seeds", "2", "--only", "reservoir",
+            "--data-root", made["data"], "--out", str(tmp_path / "out")]
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    arrival = carry.read(packed)["arrival"]
+    assert (f"reservoir-split_fashion-s0: arrival {arrival}, carried in carry/reservoir-split_fashion-s0.carry: "
+            "unpacked, then resumes") in printed
+    assert "reservoir-split_fashion-s1: to run" in printed  # another configuration's file is not this run
+    assert not run.exists()  # a dry run writes nothing
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"reservoir-split_fashion-s0: unpacked carry/reservoir-split_fashion-s0.carry (arrival {arrival})" in printed
+    assert (run / "train.jsonl").read_text() == (src / "train.jsonl").read_text()  # carried on, not trained again
+    ours, theirs = json.loads((run / "results.json").read_text()), json.loads((src / "results.json").read_text())
+    assert ours["ll_iw20"] == theirs["ll_iw20"]
+
+
 def test_dry_run_gives_an_interrupted_run_the_time_it_has_left(made, capsys, tmp_path):
     """A run that resumes is costed for the arrivals to come and its whole final evaluation, not from the start."""
     from streamvae.costs import Estimate

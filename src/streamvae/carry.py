@@ -11,6 +11,9 @@ add the file with ``git add -f``).
     streamvae carry show carry/ocm-split_fashion-s0.carry                      # also: is it recorded already?
     streamvae run --resume runs/reproduce/ocm-table1/paper/ocm-split_fashion-s0          # or re-run the reproduce command
 
+``streamvae reproduce`` unpacks by itself: a cell whose run directory has no checkpoint, while
+``carry/<run>.carry`` holds a run of the cell's configuration, is unpacked there and resumed.
+
 The file holds the run's ``checkpoint.pt`` and its small text files (config.yaml, metrics.jsonl,
 events.jsonl, train.jsonl, ...: a resumed run appends to them), compacted losslessly:
 
@@ -32,6 +35,7 @@ finished run or a checkpoint at the same or a later arrival. Loading never runs 
 from __future__ import annotations
 
 import io
+import json
 import lzma
 import sys
 from collections import OrderedDict
@@ -42,6 +46,7 @@ import torch
 
 from .errors import ConfigError, StreamVAEError
 
+CARRY_DIR = Path("carry")  # where ``pack`` writes by default and ``streamvae reproduce`` looks for carried runs
 FORMAT = "streamvae-carry"
 VERSION = 1
 U8_KEY = "__carry_u8_over_255__"  # {U8_KEY: uint8 tensor}: a float32 tensor of values k/255
@@ -144,7 +149,7 @@ def pack(run_dir: str | Path, dest: str | Path | None = None) -> Path:
     buf = io.BytesIO()
     torch.save({"format": FORMAT, "version": VERSION, "arrival": ckpt.get("arrival"), "files": files,
                 "checkpoint": compact(ckpt)}, buf)
-    dest = Path(dest) if dest is not None else Path("carry") / f"{run_dir.name}.carry"
+    dest = Path(dest) if dest is not None else CARRY_DIR / f"{run_dir.name}.carry"
     dest.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(dest, lzma.compress(buf.getvalue(), preset=9 | lzma.PRESET_EXTREME))
     return dest
@@ -182,21 +187,32 @@ def _arrival(path: Path) -> int:
         return -1
 
 
-def _identity(config_text: str) -> tuple | None:
-    """What a resume can never change in a run's config.yaml (its name, seed, budget, stream, model,
-    memories and learner): equal for a run and its record even after an accepted config change."""
+def _config(config_text: str) -> dict | None:
     import yaml
 
     try:
         cfg = yaml.safe_load(config_text)
     except yaml.YAMLError:
         return None
-    if not isinstance(cfg, dict):
+    return cfg if isinstance(cfg, dict) else None
+
+
+def _identity(config_text: str) -> str | None:
+    """What a resume can never change in a run's config.yaml (its name, seed, budget, stream, model,
+    memories and learner): equal for a run and its record even after an accepted config change."""
+    cfg = _config(config_text)
+    if cfg is None:
         return None
     learner = cfg.get("learner")
-    return (repr(cfg.get("name")), repr(cfg.get("seed")), repr(cfg.get("budget")), repr(cfg.get("stream")),
-            repr(cfg.get("model")), repr(cfg.get("memory")),
-            repr(learner.get("name") if isinstance(learner, dict) else learner))
+    fixed = {k: cfg.get(k) for k in ("name", "seed", "budget", "stream", "model", "memory")}
+    fixed["learner"] = learner.get("name") if isinstance(learner, dict) else learner
+    return json.dumps(fixed, sort_keys=True, default=list)
+
+
+def carried_config(path: str | Path) -> tuple[dict | None, int]:
+    """The carried run's config.yaml as a mapping (None when it has none or it is not one) and its arrival."""
+    obj = read(path)
+    return _config(obj["files"].get("config.yaml", "")), int(obj.get("arrival") or 0)
 
 
 def recorded_at(path: str | Path, results: str | Path = "results") -> Path | None:

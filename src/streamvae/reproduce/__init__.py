@@ -32,10 +32,11 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..carry import CARRY_DIR
 from ..errors import ConfigError
 from ..rundir import writer_pid
 from .cell import (Cell, cells, metric_value, read_cell, reproduce_command, run_arrival, run_name, run_progress,
-                   shared_roots)
+                   same_config, shared_roots)
 from .spec import ENVIRONMENT, SPECS, Column, Row, Spec, load_spec, spec_names
 from .table import build_table, table_markdown, verdict, verdict_rule, write_tables
 
@@ -187,6 +188,9 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
             done = run_arrival(run_dir)
             where = f"arrival {done}, " if done is not None else ""
             state = f"{where}running (pid {pid})" if pid is not None else f"{where}interrupted: resumes"
+        elif (found := carried_run(run_dir, rs)) is not None:
+            done = found[1]
+            state = f"arrival {done}, carried in {found[0]}: unpacked, then resumes"
         else:
             state = "to run"
         argv = command(rs, run_dir, threads, data_root, resume=state.endswith("resumes"))
@@ -253,6 +257,23 @@ def record_runs(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
     return done
 
 
+def carried_run(run_dir: Path, rs, carried: Path = CARRY_DIR) -> tuple[Path, int] | None:
+    """``(file, arrival)`` when ``carried/<run>.carry`` holds this run (its configuration is ``rs.expected``)
+    and ``run_dir`` has neither a checkpoint nor results: a run that travelled from another machine, which
+    ``reproduce`` unpacks and resumes instead of starting it again."""
+    from .. import carry
+    from ..errors import StreamVAEError
+
+    f = carried / f"{rs.name}.carry"
+    if not f.is_file() or (run_dir / "checkpoint.pt").exists() or (run_dir / "results.json").exists():
+        return None
+    try:
+        config, arrival = carry.carried_config(f)
+    except StreamVAEError:
+        return None
+    return (f, arrival) if config is not None and same_config(rs.expected, rs.seed, config) else None
+
+
 def leftover_carries(carried: Path, records: Path) -> list[str]:
     """One line for each carried file under ``carried`` whose run is finished and recorded under
     ``records``: it has done its work and goes, so that none stays in the tree once its run ends."""
@@ -316,7 +337,7 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
             raise ConfigError("--dry-run plans runs; --record only copies finished runs' records: give one of them")
         copied = record_runs(spec, budget, root, table_cells, n_seeds, Path(record), shared)
         print("\n".join(f"recorded: {c}" for c in copied) if copied else f"no finished run under {root} to record")
-        for line in leftover_carries(Path("carry"), Path(record)):
+        for line in leftover_carries(CARRY_DIR, Path(record)):
             print(line)
         return 0
     if dry_run:
@@ -334,6 +355,14 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
             print(f"reproduce: {rs.name} is the finished run {elsewhere[cell.key, seed]} (the same "
                   "configuration): read, not run again", flush=True)
     specs = [rs for cell, seed, rs in plan if rs not in running and (cell.key, seed) not in elsewhere]
+    for rs in specs:
+        found = carried_run(root / rs.name, rs)
+        if found is not None:
+            from ..carry import unpack
+
+            unpack(found[0], root / rs.name)
+            print(f"reproduce: {rs.name}: unpacked {found[0]} (arrival {found[1]}): resumed, not started again",
+                  flush=True)
     code = run_specs(specs, root, jobs, executor, data_root, (), slurm, summary=False, ignore=ENVIRONMENT,
                      label="reproduce") if specs else 0
     paths = write_tables(spec, budget, root, table_cells, root, seeds, command, shared)
@@ -376,4 +405,4 @@ def page_blocks(text: str) -> list[tuple[str, str]]:
 
 __all__ = ["records_table", "regenerate_page", "page_blocks", "Spec", "Row", "Column", "Cell", "ENVIRONMENT", "SPECS", "spec_names", "load_spec", "cells", "run_name",
            "read_cell", "metric_value", "verdict", "verdict_rule", "build_table", "table_markdown", "write_tables",
-           "reproduce", "record_runs", "leftover_carries", "list_text", "dry_run_text"]
+           "reproduce", "record_runs", "carried_run", "leftover_carries", "list_text", "dry_run_text"]

@@ -170,9 +170,13 @@ def _same_run(expected: dict, seed: int, run_dir: Path) -> bool:
     """Whether the finished run in ``run_dir`` is this cell's configuration at ``seed``: every field both
     configs have is equal, the seed too, and the run's config has (nearly) every field of the cell's, so
     that a record of an older code that lacks most of them never stands in for a cell."""
+    return same_config(expected, seed, _config_cached(run_dir / "config.yaml"))
+
+
+def same_config(expected: dict, seed: int, have: dict | str) -> bool:
+    """:func:`_same_run` for a config already read (``have``; a string says why it could not be)."""
     from ..config import flatten
 
-    have = _config_cached(run_dir / "config.yaml")
     if isinstance(have, str) or have.get("seed") != seed or _differs(expected, have) is not None:
         return False
     want = flatten(expected)
