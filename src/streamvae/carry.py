@@ -37,7 +37,6 @@ from __future__ import annotations
 import io
 import json
 import lzma
-import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from typing import Any
 import torch
 
 from .errors import ConfigError, StreamVAEError
+from .utils import stretches
 
 CARRY_DIR = Path("carry")  # where ``pack`` writes by default and ``streamvae reproduce`` looks for carried runs
 FORMAT = "streamvae-carry"
@@ -122,8 +122,6 @@ def expand(obj: Any) -> Any:
 def how_it_ran(ckpt: dict) -> str:
     """``"495,000 steps; precision bf16 from arrival 0, fp32 from arrival 459; device cpu"``: a checkpoint's steps and
     the precision and device of each stretch of the run (what its results.json will say)."""
-    from .learners.base import stretches
-
     found = ckpt.get("learner")
     learner: dict = found if isinstance(found, dict) else {}
 
@@ -197,7 +195,7 @@ def _config(config_text: str) -> dict | None:
     return cfg if isinstance(cfg, dict) else None
 
 
-def _identity(config_text: str) -> str | None:
+def _fixed_fields(config_text: str) -> str | None:
     """What a resume can never change in a run's config.yaml (its name, seed, budget, stream, model,
     memories and learner): equal for a run and its record even after an accepted config change."""
     cfg = _config(config_text)
@@ -219,13 +217,13 @@ def recorded_at(path: str | Path, results: str | Path = "results") -> Path | Non
     """The finished record under ``results`` (``<spec>/<budget>/<run>/`` with a results.json) of the run
     carried in ``path``, or None: a carried file whose run is recorded is left over and goes (``git rm``)."""
     obj = read(path)
-    mine = _identity(obj["files"].get("config.yaml", ""))
+    mine = _fixed_fields(obj["files"].get("config.yaml", ""))
     if mine is None:
         return None
     for config in sorted(Path(results).glob("*/*/*/config.yaml")):
         if config.is_symlink() or not config.is_file() or config.stat().st_size > 1 << 20:
             continue  # a record's config.yaml is a few kB of its own: anything else is not one
-        if (config.parent / "results.json").is_file() and _identity(config.read_text(errors="replace")) == mine:
+        if (config.parent / "results.json").is_file() and _fixed_fields(config.read_text(errors="replace")) == mine:
             return config.parent
     return None
 
@@ -272,14 +270,3 @@ def command(args) -> int:
         if done is not None:
             print(f"{args.file}: its run is finished and recorded in {done}: remove it (git rm {args.file})")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m streamvae.carry ARGS`` is ``streamvae carry ARGS``."""
-    from .cli import main as cli_main
-
-    return cli_main(["carry", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

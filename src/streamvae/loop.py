@@ -24,13 +24,13 @@ from . import costs, native
 from .data.streams import Stream
 from .devices import describe, resolve_device
 from .errors import ConfigError, Interrupted, TrainingError
-from .learners.base import stretches
 from .evaluation.points import eval_points, evaluate_point
 from .models import build_model
 from .observers import Observers
 from .registry import get_learner
 from .run_directory import RunDirectory, StopRequests, restore_checkpoint
 from .sizes import memory_capacities
+from .utils import stretches
 
 __all__ = ["run", "build", "use_kernels", "evaluate_point", "restore_checkpoint", "final_results", "banner"]
 

@@ -29,8 +29,7 @@ from . import config as C
 from . import grids, rundir
 from ._version import __version__
 from .errors import CheckpointError, ConfigError
-from .learners.base import stretches
-from .utils import (atomic_write_text, load_checkpoint, read_jsonl, save_checkpoint, save_titled_grids,
+from .utils import (atomic_write_text, load_checkpoint, read_jsonl, save_checkpoint, save_titled_grids, stretches,
                     write_json, write_jsonl)
 
 # where the wall time goes (results.json "wall_by_phase_s"): optimiser updates, the rest of observe()

@@ -256,3 +256,11 @@ def save_titled_grids(path: str | Path, blocks: list[tuple[str, Any]], shape: tu
     buf = io.BytesIO()
     Image.fromarray(canvas).save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
+
+
+def stretches(history: list) -> str:
+    """A run's ``devices`` or ``precisions`` history (``[first arrival, value]`` of each stretch) in words:
+    ``"bf16 from arrival 0, fp32 from arrival 459"``; a run that never changed says the value alone."""
+    if len(history) == 1:
+        return str(history[0][1])
+    return ", ".join(f"{what} from arrival {a}" for a, what in history)

@@ -31,14 +31,6 @@ from ..config import LearnerConfig, MemoryConfig, RunConfig
 from ..memory import Memory
 
 
-def stretches(history: list) -> str:
-    """A run's ``devices`` or ``precisions`` history (``[first arrival, value]`` of each stretch) in words:
-    ``"bf16 from arrival 0, fp32 from arrival 459"``; a run that never changed says the value alone."""
-    if len(history) == 1:
-        return str(history[0][1])
-    return ", ".join(f"{what} from arrival {a}" for a, what in history)
-
-
 class Learner(abc.ABC):
     config_class: ClassVar[type] = LearnerConfig  # the dataclass of the `learner:` section
     memory_class: ClassVar[type] = MemoryConfig  # the dataclass of the `memory:` section (empty: none)

@@ -32,7 +32,7 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..carry import CARRY_DIR
+from .. import carry
 from ..errors import ConfigError
 from ..rundir import writer_pid
 from .cell import (Cell, cells, metric_value, read_cell, reproduce_command, run_arrival, run_name, run_progress,
@@ -257,11 +257,10 @@ def record_runs(spec: Spec, budget: str, root: Path, table_cells: list[Cell], se
     return done
 
 
-def carried_run(run_dir: Path, rs, carried: Path = CARRY_DIR) -> tuple[Path, int] | None:
+def carried_run(run_dir: Path, rs, carried: Path = carry.CARRY_DIR) -> tuple[Path, int] | None:
     """``(file, arrival)`` when ``carried/<run>.carry`` holds this run (its configuration is ``rs.expected``)
     and ``run_dir`` has neither a checkpoint nor results: a run that travelled from another machine, which
     ``reproduce`` unpacks and resumes instead of starting it again."""
-    from .. import carry
     from ..errors import StreamVAEError
 
     f = carried / f"{rs.name}.carry"
@@ -277,7 +276,6 @@ def carried_run(run_dir: Path, rs, carried: Path = CARRY_DIR) -> tuple[Path, int
 def leftover_carries(carried: Path, records: Path) -> list[str]:
     """One line for each carried file under ``carried`` whose run is finished and recorded under
     ``records``: it has done its work and goes, so that none stays in the tree once its run ends."""
-    from .. import carry
     from ..errors import StreamVAEError
 
     lines = []
@@ -337,7 +335,7 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
             raise ConfigError("--dry-run plans runs; --record only copies finished runs' records: give one of them")
         copied = record_runs(spec, budget, root, table_cells, n_seeds, Path(record), shared)
         print("\n".join(f"recorded: {c}" for c in copied) if copied else f"no finished run under {root} to record")
-        for line in leftover_carries(CARRY_DIR, Path(record)):
+        for line in leftover_carries(carry.CARRY_DIR, Path(record)):
             print(line)
         return 0
     if dry_run:
@@ -358,9 +356,7 @@ def reproduce(name: str, budget: str | None = None, seeds: int | None = None, on
     for rs in specs:
         found = carried_run(root / rs.name, rs)
         if found is not None:
-            from ..carry import unpack
-
-            unpack(found[0], root / rs.name)
+            carry.unpack(found[0], root / rs.name)
             print(f"reproduce: {rs.name}: unpacked {found[0]} (arrival {found[1]}): resumed, not started again",
                   flush=True)
     code = run_specs(specs, root, jobs, executor, data_root, (), slurm, summary=False, ignore=ENVIRONMENT,
