@@ -323,12 +323,16 @@ def test_dry_run_gives_an_interrupted_run_the_time_it_has_left(made, capsys, tmp
     assert R.run_pace(run, est, 100) is None
     (run / "metrics.jsonl").write_text(json.dumps({"arrival": 50, "final": False, "wall_s": 900.0}) + "\n")
     assert R.run_pace(run, est, 100) == pytest.approx(900.0 / (0.5 * 1000))
+    # a run carried to a faster machine: the pace of its latest stretch (arrivals 50 to 75), not of its history
+    (run / "metrics.jsonl").write_text(json.dumps({"arrival": 50, "final": False, "wall_s": 900.0}) + "\n"
+                                       + json.dumps({"arrival": 75, "final": False, "wall_s": 1150.0}) + "\n")
+    assert R.run_pace(run, est, 100) == pytest.approx(250.0 / (0.25 * 1000))
     (run / "metrics.jsonl").write_text(json.dumps({"arrival": 50, "final": False, "wall_s": 9e9}) + "\n")
     capsys.readouterr()
     assert main(["reproduce", "ocm-table1", "--budget", "paper", "--seeds", "1", "--only", "ocm", "--data-root",
                  made["data"], "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "ocm-split_fashion-s0:" in x)
-    assert "left by the model; at this run's pace so far (" in line and line.endswith("h left")
+    assert "left by the model; at this run's latest pace (" in line and line.endswith("h left")
     (run / "metrics.jsonl").write_text("not json\n")
     assert R.run_pace(run, est, 100) is None
 

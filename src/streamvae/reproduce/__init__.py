@@ -112,12 +112,14 @@ def seconds_left(est, done: int, arrivals: int, share=None) -> float:
 
 
 def run_pace(run_dir: Path, est, arrivals: int, share=None) -> float | None:
-    """How many times the estimate's time this run has taken so far: the wall time metrics.jsonl
-    records at its last evaluation point before the end (``wall_s``: this run's training, summed over
-    its resumes) over the estimate's share for those arrivals; None before an evaluation point past
-    5% of the stream. ``est`` is calibrated to this machine by a step timed now (``costs.calibrate``);
-    the pace carries the rest: the load the run has met, and its own mix of work (before that
-    calibration, 2.5 for Dynamic-OCM at `paper` on a 2-core AMD EPYC, bf16, was mostly machine speed)."""
+    """How many times the estimate's time this run takes now: the training wall time metrics.jsonl
+    records (``wall_s``: this run's training, summed over its resumes) between its last two evaluation
+    points before the end, over the estimate's share for those arrivals (a run carried from machine to
+    machine goes at the pace of its latest stretch, not of its whole history); with one such point,
+    the pace from the start; None before an evaluation point past 5% of the stream. ``est`` is
+    calibrated to this machine by a step timed now (``costs.calibrate``); the pace carries the rest:
+    the load the run has met, and its own mix of work (before that calibration, 2.5 for Dynamic-OCM
+    at `paper` on a 2-core AMD EPYC, bf16, was mostly machine speed)."""
     from ..errors import StreamVAEError
     from ..utils import read_jsonl
 
@@ -129,10 +131,15 @@ def run_pace(run_dir: Path, est, arrivals: int, share=None) -> float | None:
             and isinstance(r.get("arrival"), int) and r["arrival"] >= max(1, 0.05 * arrivals)]
     if not done or not arrivals:
         return None
-    last = done[-1]
-    made = share(last["arrival"]) if share is not None else last["arrival"] / arrivals
-    model = (est.total_s - est.phases["final_evaluation"]) * min(1.0, made)
-    return float(last["wall_s"]) / model if model > 0 and last["wall_s"] > 0 else None
+
+    def made(arrival: int) -> float:
+        return min(1.0, share(arrival) if share is not None else arrival / arrivals)
+
+    train = est.total_s - est.phases["final_evaluation"]
+    last, first = done[-1], (done[-2] if len(done) > 1 else {"arrival": 0, "wall_s": 0.0})
+    model = train * (made(last["arrival"]) - made(first["arrival"]))
+    wall = float(last["wall_s"]) - float(first["wall_s"])
+    return wall / model if model > 0 and wall > 0 else None
 
 
 def _shared_runs(root: Path, runnable: list[Cell], shared: Sequence[Path]) -> dict[tuple[str, int], str]:
@@ -204,7 +211,7 @@ def dry_run_text(spec: Spec, budget: str, out: Path, table_cells: list[Cell], se
                 pace = run_pace(run_dir, est, arrivals, share)
                 if pace is not None and abs(pace - 1) >= 0.15:
                     left *= pace
-                    hours_text += (f" by the model; at this run's pace so far ({pace:.1f}x the model's), "
+                    hours_text += (f" by the model; at this run's latest pace ({pace:.1f}x the model's), "
                                    f"about {duration(left)} left")
                 hours = left / 3600
         lines.append(f"  {rs.name}: {state}; {f'{steps:,}' if steps else '?'} optimiser steps, {hours_text}"
