@@ -136,9 +136,10 @@ def run_pace(run_dir: Path, est, arrivals: int, share=None) -> float | None:
         return min(1.0, share(arrival) if share is not None else arrival / arrivals)
 
     train = est.total_s - est.phases["final_evaluation"]
-    last, first = done[-1], (done[-2] if len(done) > 1 else {"arrival": 0, "wall_s": 0.0})
-    model = train * (made(last["arrival"]) - made(first["arrival"]))
-    wall = float(last["wall_s"]) - float(first["wall_s"])
+    last = done[-1]
+    since, wall_since = (int(done[-2]["arrival"]), float(done[-2]["wall_s"])) if len(done) > 1 else (0, 0.0)
+    model = train * (made(last["arrival"]) - made(since))
+    wall = float(last["wall_s"]) - wall_since
     return wall / model if model > 0 and wall > 0 else None
 
 
